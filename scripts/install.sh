@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs what ikegate and its tests need on Debian 12 (run as root):
+# Debian packages (strongSwan as the reference client, iperf3, tshark, nftables) and a
+# virtual environment in .venv with ikegate and its test extras.
+set -eu
+cd "$(dirname "$0")/.."
+
+PKGS="python3 python3-venv python3-pip iproute2 nftables iperf3 tshark
+strongswan-charon strongswan-swanctl strongswan-starter strongswan-pki
+libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-extra-plugins"
+
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends $missing
+fi
+# Debian starts charon from these packages; our tests run their own charons.
+systemctl disable --now strongswan-starter strongswan 2>/dev/null || true
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e ".[test]"

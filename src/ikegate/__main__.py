@@ -1,0 +1,3 @@
+from ikegate.cli import main
+
+raise SystemExit(main())

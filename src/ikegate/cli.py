@@ -1,0 +1,59 @@
+"""The `ikegate` command: one thin dispatcher; each subcommand lives with its layer.
+
+Every subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command words, module, help)
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("start",), "ikegate.daemon.main", "run the gateway"),
+    (("status",), "ikegate.control.commands_status", "show IKE and CHILD SAs"),
+    (("config", "check"), "ikegate.config.check", "load the configuration and print it, or its errors"),
+    (("example",), "ikegate.pki.example", "write the bundled example: seed config, demo PKI, users"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ikegate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, module, help_text in COMMANDS:
+        target = sub
+        for word in words[:-1]:
+            if word not in groups:
+                p = sub.add_parser(word, help=f"{word} commands")
+                groups[word] = p.add_subparsers(dest=f"{word}_command", metavar="SUBCOMMAND")
+            target = groups[word]
+        p = target.add_parser(words[-1], help=help_text)
+        p.set_defaults(_module=module)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("ikegate"):
+                p.set_defaults(_missing=str(exc))
+                continue
+            raise
+        mod.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = getattr(args, "_module", None)
+    if module is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if getattr(args, "_missing", None):
+        print(f"ikegate: {' '.join(sys.argv[1:3])}: not available ({args._missing})", file=sys.stderr)
+        return 2
+    return importlib.import_module(module).run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
