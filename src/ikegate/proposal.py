@@ -83,7 +83,7 @@ PRF_NAMES = {
     PrfId.AES128_CMAC: "PRF_AES128_CMAC",
 }
 DH_NAMES = {
-    DhId.NONE: "MODP_NONE",
+    DhId.NONE: "KE_NONE",  # strongSwan 5.9 (key_exchange_method_names)
     DhId.MODP_768: "MODP_768",
     DhId.MODP_1024: "MODP_1024",
     DhId.MODP_1536: "MODP_1536",
@@ -113,9 +113,10 @@ DH_NAMES = {
 ESN_NAMES = {EsnId.NO_EXT_SEQ: "NO_EXT_SEQ", EsnId.EXT_SEQ: "EXT_SEQ"}
 PROTOCOL_NAMES = {ProtocolId.IKE: "IKE", ProtocolId.AH: "AH", ProtocolId.ESP: "ESP"}
 
-# ChaCha20-Poly1305 has a fixed 256-bit key and no Key Length attribute on the wire
-# (RFC 7634 2); strongSwan prints and compares it with key size 256.
-FIXED_KEY_BITS = {EncrId.CHACHA20_POLY1305: 256}
+# Ciphers with a fixed key size carry no Key Length attribute (RFC 7634 2 for
+# ChaCha20-Poly1305); strongSwan keeps their key size 0 and prints no size.  A peer that
+# sends the attribute anyway (256) is read as 0 so the proposals still match.
+NO_KEY_LENGTH = frozenset({EncrId.CHACHA20_POLY1305, EncrId.TRIPLE_DES, EncrId.DES, EncrId.NULL})
 
 
 def encr_name(alg: int, key_bits: int = 0) -> str:
@@ -209,7 +210,7 @@ class Proposal:
         esn: list[int] = []
         for t in sa_proposal.transforms:
             if t.type == TransformType.ENCR:
-                bits = t.key_length or FIXED_KEY_BITS.get(t.id, 0)
+                bits = 0 if t.id in NO_KEY_LENGTH else (t.key_length or 0)
                 encr.append((t.id, bits))
             elif t.type == TransformType.INTEG:
                 integ.append(t.id)
@@ -240,8 +241,7 @@ class Proposal:
 
         transforms = []
         for alg, bits in self.encr:
-            send_bits = 0 if alg in FIXED_KEY_BITS else bits
-            transforms.append(Transform.make(TransformType.ENCR, alg, send_bits or None))
+            transforms.append(Transform.make(TransformType.ENCR, alg, bits or None))
         transforms += [Transform.make(TransformType.PRF, a) for a in self.prf]
         transforms += [Transform.make(TransformType.INTEG, a) for a in self.integ]
         transforms += [Transform.make(TransformType.DH, a) for a in self.dh]
