@@ -1,0 +1,92 @@
+"""The control socket: a root-only UNIX socket in the run directory.
+
+One JSON object per line in each direction: ``{"command": "status"}`` ->
+``{"ok": true, ...}``.  Commands are looked up in :data:`COMMANDS`; each gets the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from ikegate.log import get_logger
+
+log = get_logger("dmn")
+MAX_REQUEST = 64 * 1024
+
+
+def _status(daemon, request: dict) -> dict:
+    gw = daemon.gateway
+    now = daemon.loop.time()
+    sas = gw.status(now)
+    counters = getattr(daemon.dataplane, "counters", None)
+    if counters is not None:
+        for sa in sas:
+            for child in sa["children"]:
+                c = counters(int(child["spi_in"], 16))
+                if c is not None:
+                    child.update(bytes_in=c.bytes_in, bytes_out=c.bytes_out, packets_in=c.packets_in,
+                                 packets_out=c.packets_out)
+    return {"ok": True, "sas": sas, "dataplane": daemon.dataplane.name}
+
+
+COMMANDS = {"status": _status}
+
+
+class ControlServer:
+    def __init__(self, daemon, path: Path) -> None:
+        self.daemon = daemon
+        self.path = Path(path)
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        old = os.umask(0o077)
+        try:
+            self.server = await asyncio.start_unix_server(self._client, path=str(self.path))
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            if len(line) > MAX_REQUEST:
+                reply = {"ok": False, "error": "request too large"}
+            else:
+                reply = self._dispatch(line)
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _dispatch(self, line: bytes) -> dict:
+        try:
+            request = json.loads(line)
+            command = request["command"]
+        except (ValueError, KeyError, TypeError):
+            return {"ok": False, "error": "malformed request"}
+        handler = COMMANDS.get(command)
+        if handler is None:
+            return {"ok": False, "error": f"unknown command '{command}'"}
+        try:
+            return handler(self.daemon, request)
+        except Exception as exc:  # a control command must never take the daemon down
+            log.exception("control command '%s' failed", command)
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

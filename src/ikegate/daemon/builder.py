@@ -1,0 +1,58 @@
+"""Turning a loaded configuration into the engine's :class:`Runtime` (the file reading
+happens here and in the config loader, never in the engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ikegate.ike.runtime import Runtime, ServerCredentials, Settings
+from ikegate.log import get_logger
+from ikegate.pki.store import CertStore, private_key_matches
+from ikegate.pool.mempool import PoolError, PoolSet
+
+log = get_logger("cfg")
+SERVING = ("add", "route", "start")
+
+
+def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) -> Runtime:
+    confdir = Path(confdir)
+    store = CertStore()
+    cacerts = confdir / "ipsec.d" / "cacerts"
+    if cacerts.is_dir():
+        for warning in store.load_cacerts(cacerts):
+            log.info("%s", warning)
+    pools = pools if pools is not None else PoolSet()
+    conns = []
+    credentials = {}
+    private_keys = list(getattr(config.secrets, "private_keys", []) or [])
+    for conn in config.conns:
+        if getattr(conn, "auto", "add") not in SERVING:
+            continue
+        for token in getattr(conn.remote, "sourceip", ()) or ():
+            if token.startswith("%"):
+                log.info("conn '%s': rightsourceip=%s is not an address pool, ignored", conn.name, token)
+                continue
+            try:
+                pools.add(token)
+            except PoolError as exc:
+                log.info("conn '%s': %s", conn.name, exc)
+        cert = getattr(conn.local, "cert_object", None)
+        if cert is not None:
+            key = next((k for k in private_keys if private_key_matches(cert, k)), None)
+            if key is None:
+                log.info("conn '%s': no private key found for certificate '%s'", conn.name,
+                         cert.subject.rfc4514_string())
+            else:
+                credentials[conn.name] = ServerCredentials(cert=cert, key=key, store=store)
+        conns.append(conn)
+        log.info("added configuration '%s'", conn.name)
+    settings = Settings.from_strongswan_conf(config.settings)
+    return Runtime(
+        conns=conns,
+        setup=config.setup,
+        secrets=config.secrets,
+        cert_store=store,
+        pools=pools,
+        settings=settings,
+        credentials=credentials,
+    )

@@ -1,0 +1,224 @@
+"""``ikegate start``: the asyncio edge around the sans-IO gateway.
+
+Sockets feed :meth:`Gateway.receive`, a single timer drives :meth:`Gateway.tick`, and the
+outputs go out: datagrams to the sockets, CHILD SA events to the data plane and the
+updown runner, everything to the log.  A root-only UNIX socket in the run directory
+answers the control commands.  SIGTERM deletes every SA (INFORMATIONAL Delete) first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from ikegate import log as logmod
+from ikegate.control.server import ControlServer
+from ikegate.daemon.builder import build_runtime
+from ikegate.daemon.sockets import IkeSocket, open_ike_sockets
+from ikegate.daemon.updown import UpdownRunner
+from ikegate.ike.events import ChildSaDown, ChildSaUp, ChildSaUpdated, IkeSaDown, IkeSaUp, Send
+from ikegate.ike.gateway import Gateway
+from ikegate.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
+
+log = logmod.get_logger("dmn")
+DEFAULT_RUN_DIR = "/run/ikegate"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--confdir", default="/etc", help="strongSwan-style configuration directory (default /etc)")
+    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="control socket and pid file (default %(default)s)")
+    parser.add_argument("--foreground", action="store_true", help="log to stderr instead of syslog")
+    parser.add_argument("--pidfile", help="write the process id here (default RUN_DIR/ikegate.pid)")
+    parser.add_argument("--dataplane", choices=("none", "userspace", "auto"), default="auto",
+                        help="how ESP is carried (default: userspace where /dev/net/tun exists)")
+    parser.add_argument("--ike-port", type=int, default=500, help=argparse.SUPPRESS)
+    parser.add_argument("--natt-port", type=int, default=4500, help=argparse.SUPPRESS)
+
+
+def run(args) -> int:
+    from ikegate.config.loader import ConfigLoadError, load_config
+
+    logmod.configure(None, syslog=not args.foreground)
+    try:
+        config, diagnostics = load_config(args.confdir)
+    except ConfigLoadError as exc:
+        print(f"ikegate: {exc}", file=sys.stderr)
+        return 1
+    setup = config.setup
+    logmod.configure(getattr(setup, "charondebug", None), syslog=not args.foreground)
+    for item in getattr(diagnostics, "warnings", []):
+        logmod.get_logger("cfg").info("%s", item)
+    for item in getattr(diagnostics, "errors", []):
+        logmod.get_logger("cfg").info("%s", item)
+    runtime = build_runtime(config, args.confdir)
+    if not runtime.conns:
+        log.info("no connection to serve (auto=add) in %s/ipsec.conf", args.confdir)
+    daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=make_dataplane(args.dataplane),
+                    ports=(args.ike_port, args.natt_port), pidfile=args.pidfile)
+    try:
+        return asyncio.run(daemon.serve())
+    except KeyboardInterrupt:
+        return 0
+
+
+def make_dataplane(choice: str):
+    from ikegate.dataplane.recording import RecordingDataPlane
+
+    if choice in ("userspace", "auto"):
+        try:
+            from ikegate.dataplane.userspace import UserspaceDataPlane
+        except ImportError:
+            if choice == "userspace":
+                raise
+            return RecordingDataPlane()
+        if choice == "userspace" or os.path.exists("/dev/net/tun"):
+            return UserspaceDataPlane()
+    return RecordingDataPlane()
+
+
+class Daemon:
+    def __init__(self, runtime, *, run_dir: Path, dataplane, ports=(500, 4500), pidfile=None) -> None:
+        self.runtime = runtime
+        self.run_dir = run_dir
+        self.dataplane = dataplane
+        self.ports = ports
+        self.pidfile = Path(pidfile) if pidfile else run_dir / "ikegate.pid"
+        self.sockets: list[IkeSocket] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.gateway: Gateway | None = None
+        self.updown = UpdownRunner()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._stopping: asyncio.Event | None = None
+
+    # -- life -----------------------------------------------------------------------------
+
+    async def serve(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self.gateway = Gateway(self.runtime, now=self.loop.time())
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run_dir, 0o700)
+        self.sockets = open_ike_sockets(self.ports)
+        for sock in self.sockets:
+            self.loop.add_reader(sock.fileno(), self._readable, sock)
+        self.dataplane.start()
+        attach = getattr(self.dataplane, "attach", None)
+        if attach is not None:
+            attach(self)
+        control = ControlServer(self, self.run_dir / "ikegate.ctl")
+        await control.start()
+        self.pidfile.write_text(f"{os.getpid()}\n")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._stopping.set)
+        listening = ", ".join(f"{'IPv6' if s.family == socket.AF_INET6 else 'IPv4'}:{s.local_port}" for s in self.sockets)
+        log.info("ikegate ready, listening on %s, serving %s", listening,
+                 ", ".join(c.name for c in self.runtime.conns) or "nothing")
+        await self._stopping.wait()
+        log.info("shutting down: deleting %d IKE SA(s)", len(self.gateway.sas))
+        self._process(self.gateway.shutdown(self.loop.time()))
+        await asyncio.sleep(0.05)
+        await control.stop()
+        for sock in self.sockets:
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.dataplane.stop()
+        await self.updown.drain()
+        try:
+            self.pidfile.unlink()
+        except FileNotFoundError:
+            pass
+        return 0
+
+    def stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+    # -- packets in --------------------------------------------------------------------------
+
+    def _readable(self, sock: IkeSocket) -> None:
+        for data, src, dst in sock.recv_batch():
+            self.datagram_received(sock, data, src, dst)
+        self._arm_timer()
+
+    def datagram_received(self, sock: IkeSocket, data: bytes, src, dst) -> None:
+        """One UDP datagram from port 500 or 4500 (where ESP-in-UDP shares the port)."""
+        if sock.natt:
+            if data[:4] == NON_ESP_MARKER:
+                data = data[4:]
+            elif data == NAT_KEEPALIVE:
+                return
+            else:
+                handler = getattr(self.dataplane, "esp_in_udp", None)
+                if handler is not None:
+                    handler(data, src, dst)
+                return
+        self.ike_received(data, src, dst)
+
+    def ike_received(self, data: bytes, src, dst) -> None:
+        """One IKE message (non-ESP marker stripped); safe to call only from the loop's thread
+        (a data plane reading port 4500 in another thread uses ``loop.call_soon_threadsafe``)."""
+        self._process(self.gateway.receive(data, src, dst, self.loop.time()))
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def _process(self, outputs: list) -> None:
+        for item in outputs:
+            if isinstance(item, Send):
+                self.send(item)
+            elif isinstance(item, ChildSaUp):
+                self.dataplane.install(item.info)
+                self.updown.child_up(item.info, self._conn(item.info.conn))
+            elif isinstance(item, ChildSaDown):
+                self.dataplane.remove(item.info)
+                self.updown.child_down(item.info, self._conn(item.info.conn))
+            elif isinstance(item, ChildSaUpdated):
+                self.dataplane.update(item.info)
+            elif isinstance(item, (IkeSaUp, IkeSaDown)):
+                pass  # logged by the engine
+        self._arm_timer()
+
+    def _conn(self, name: str):
+        for conn in self.runtime.conns:
+            if conn.name == name:
+                return conn
+        return None
+
+    def send(self, item: Send) -> None:
+        family = socket.AF_INET6 if ":" in item.dst.host else socket.AF_INET
+        port = item.src.port
+        for sock in self.sockets:
+            if sock.family == family and sock.local_port == port:
+                data = NON_ESP_MARKER + item.data if sock.natt else item.data
+                sock.send(data, item.src, item.dst)
+                return
+        log.info("no socket for %s -> %s, datagram dropped", item.src, item.dst)
+
+    def socket_for(self, family: int, natt: bool = True) -> IkeSocket | None:
+        for sock in self.sockets:
+            if sock.family == family and sock.natt == natt:
+                return sock
+        return None
+
+    # -- the clock ---------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        when = self.gateway.next_timer()
+        if when is None:
+            return
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._process(self.gateway.tick(self.loop.time()))

@@ -1,0 +1,98 @@
+"""What the sans-IO engine hands back to its caller: datagrams to send and events.
+
+The engine never touches a socket, a device or a file: the daemon sends ``Send``
+datagrams, gives ``ChildSaUp``/``ChildSaDown`` to the data plane and the updown runner,
+and logs or counts the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Endpoint(NamedTuple):
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}[{self.port}]"
+
+
+@dataclass(slots=True)
+class Send:
+    """One IKE datagram (without the non-ESP marker: the daemon adds it on port 4500)."""
+
+    data: bytes
+    src: Endpoint
+    dst: Endpoint
+
+
+@dataclass(slots=True)
+class ChildSaInfo:
+    """Everything the data plane and updown need about one CHILD SA (both directions)."""
+
+    ike_unique_id: int
+    child_unique_id: int
+    reqid: int
+    conn: str
+    spi_in: int  # ours (the peer sends with it)
+    spi_out: int  # the peer's
+    protocol: int  # ProtocolId.ESP
+    encr_id: int
+    encr_key_bits: int
+    integ_id: int | None
+    key_in_encr: bytes = field(repr=False)
+    key_in_integ: bytes = field(repr=False)
+    key_out_encr: bytes = field(repr=False)
+    key_out_integ: bytes = field(repr=False)
+    esn: bool
+    local: Endpoint  # outer addresses and ports
+    remote: Endpoint
+    udp_encap: bool
+    local_ts: tuple  # tuple[Selector, ...]
+    remote_ts: tuple
+    virtual_ips: tuple  # the peer's virtual IPs (strings)
+    local_id: str
+    remote_id: str
+    eap_id: str | None
+    interface: str | None = None
+    mark_in: int = 0
+    mark_out: int = 0
+
+
+@dataclass(slots=True)
+class IkeSaUp:
+    unique_id: int
+    conn: str
+    local: Endpoint
+    remote: Endpoint
+    local_id: str
+    remote_id: str
+    eap_id: str | None
+    virtual_ips: tuple
+
+
+@dataclass(slots=True)
+class IkeSaDown:
+    unique_id: int
+    conn: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ChildSaUp:
+    info: ChildSaInfo
+
+
+@dataclass(slots=True)
+class ChildSaDown:
+    info: ChildSaInfo
+    reason: str
+
+
+@dataclass(slots=True)
+class ChildSaUpdated:
+    """The outer addresses or encapsulation of an installed CHILD SA changed (MOBIKE, NAT)."""
+
+    info: ChildSaInfo

@@ -1,0 +1,341 @@
+"""The sans-IO gateway: every IKE SA, the tables that find them, and the defences in
+front of them.
+
+``receive(data, src, dst, now)`` takes one IKE datagram (non-ESP marker already
+stripped) and ``tick(now)`` the clock; both return what to do: :class:`Send` datagrams
+and SA events.  Tables: established and half-open SAs by our SPI, half-open SAs by the
+initiator's SPI and address (to recognise a retransmitted IKE_SA_INIT).  In front of
+them: COOKIEs (RFC 7296 2.6) once half-open SAs pass ``charon.cookie_threshold`` in
+total or ``cookie_threshold_ip`` from one address, and a hard per-address block
+(``block_threshold``), so a flood costs a hash per datagram, not a key exchange.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import hmac
+import ipaddress
+import struct
+from collections import Counter
+
+from ikegate.ike.events import Endpoint, Send
+from ikegate.ike.sa import CONNECTING, DEAD, ESTABLISHED, IkeSa
+from ikegate.log import get_logger
+from ikegate.wire.codec import DecodeError, Message, decode_header, decode_message, describe, encode_message
+from ikegate.wire.constants import ExchangeType, HeaderFlag, NotifyType, PayloadType
+from ikegate.wire.payloads import NotifyPayload
+
+log = get_logger("net")
+mgr = get_logger("mgr")
+ZERO_SPI = bytes(8)
+COOKIE_SECRET_LIFETIME = 120.0
+REPLACE_DELAY = 10.0  # strongSwan delays deleting a duplicate that may be a reauth
+
+
+class Gateway:
+    def __init__(self, runtime, *, now: float = 0.0) -> None:
+        self.rt = runtime
+        self.sas: dict[bytes, IkeSa] = {}  # by our (responder) SPI
+        self.init_index: dict[tuple, IkeSa] = {}  # (SPIi, host, port) -> SA, while half-open
+        self.half_open: set[IkeSa] = set()
+        self.half_open_by_ip: Counter = Counter()
+        self.children_by_spi: dict[int, object] = {}
+        self._out: list = []
+        self._timers: list = []
+        self._timer_seq = 0
+        self._ike_ids = 0
+        self._child_ids = 0
+        self._reqids = 0
+        self._cookie_version = 0
+        self._cookie_secrets = {0: runtime.random(32)}
+        self._cookie_rotated = now
+        self.stats: Counter = Counter()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def emit(self, item) -> None:
+        self._out.append(item)
+
+    def _flush(self) -> list:
+        out, self._out = self._out, []
+        return out
+
+    def schedule(self, sa: IkeSa, when: float) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (when, self._timer_seq, sa))
+
+    def next_timer(self) -> float | None:
+        while self._timers and self._timers[0][2].state == DEAD:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def next_ike_id(self) -> int:
+        self._ike_ids += 1
+        return self._ike_ids
+
+    def next_child_id(self) -> int:
+        self._child_ids += 1
+        return self._child_ids
+
+    def next_reqid(self) -> int:
+        self._reqids += 1
+        return self._reqids
+
+    def allocate_child_spi(self) -> int:
+        while True:
+            spi = int.from_bytes(self.rt.random(4), "big")
+            if spi >= 0x100 and spi not in self.children_by_spi:
+                self.children_by_spi[spi] = None  # reserved until registered
+                return spi
+
+    def register_child(self, sa: IkeSa, child) -> None:
+        self.children_by_spi[child.spi_in] = child
+
+    def unregister_child(self, child) -> None:
+        self.children_by_spi.pop(child.spi_in, None)
+
+    # -- input ----------------------------------------------------------------------------
+
+    def receive(self, data: bytes, src: Endpoint, dst: Endpoint, now: float) -> list:
+        try:
+            header = decode_header(data)
+        except DecodeError as exc:
+            self._drop(f"malformed IKE header from {src}: {exc}")
+            return self._flush()
+        if header.major_version != 2:
+            if header.exchange == ExchangeType.IKE_SA_INIT and not header.response:
+                self._reply_plain(header.spi_i, header.spi_r, header.exchange, header.message_id,
+                                  NotifyType.INVALID_MAJOR_VERSION, b"", src, dst)
+            self._drop(f"IKE version {header.major_version} from {src}")
+            return self._flush()
+        try:
+            msg = decode_message(data)
+        except DecodeError as exc:
+            self._drop(f"malformed message from {src}: {exc}")
+            if header.exchange == ExchangeType.IKE_SA_INIT and not header.response and header.spi_r == ZERO_SPI:
+                self._reply_plain(header.spi_i, header.spi_r, header.exchange, header.message_id,
+                                  NotifyType.INVALID_SYNTAX, b"", src, dst)
+            return self._flush()
+        if msg.exchange == ExchangeType.IKE_SA_INIT and not msg.response and msg.spi_r == ZERO_SPI:
+            sa = self.init_index.get((msg.spi_i, src.host, src.port))
+            if sa is not None:
+                sa.receive(data, msg, src, dst, now)
+            else:
+                self._new_sa(data, msg, src, dst, now)
+            return self._flush()
+        sa = self.sas.get(msg.spi_r)
+        if sa is None or sa.spi_i != msg.spi_i:
+            self._drop(f"{describe(msg)} from {src} for unknown IKE SA {msg.spi_i.hex()}_i {msg.spi_r.hex()}_r")
+            return self._flush()
+        sa.receive(data, msg, src, dst, now)
+        return self._flush()
+
+    def tick(self, now: float) -> list:
+        self._rotate_cookie_secret(now)
+        seen = set()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, sa = heapq.heappop(self._timers)
+            if sa.state == DEAD or id(sa) in seen:
+                continue
+            seen.add(id(sa))
+            nxt = sa.next_timer()
+            if nxt is not None and nxt <= now:
+                sa.tick(now)
+            elif nxt is not None:
+                self.schedule(sa, nxt)
+        return self._flush()
+
+    def _drop(self, why: str) -> None:
+        self.stats["dropped"] += 1
+        log.info("%s, dropped", why)
+
+    def _reply_plain(self, spi_i, spi_r, exchange, mid, notify, data, src, dst) -> None:
+        msg = Message(spi_i, spi_r, exchange, mid, initiator=False, response=True,
+                      payloads=[NotifyPayload(notify_type=notify, data=data)])
+        self.emit(Send(encode_message(msg), dst, src))
+
+    # -- new IKE SAs ----------------------------------------------------------------------------
+
+    def _new_sa(self, data: bytes, msg: Message, src: Endpoint, dst: Endpoint, now: float) -> None:
+        settings = self.rt.settings
+        if msg.message_id != 0:
+            self._drop(f"IKE_SA_INIT request with message ID {msg.message_id} from {src}")
+            return
+        per_ip = self.half_open_by_ip[src.host]
+        if settings.block_threshold and per_ip >= settings.block_threshold:
+            self.stats["blocked"] += 1
+            self._drop(f"peer {src.host} has {per_ip} half-open IKE SAs (block_threshold)")
+            return
+        if settings.init_limit_half_open and len(self.half_open) >= settings.init_limit_half_open:
+            self.stats["limited"] += 1
+            self._drop("half-open IKE SA limit reached")
+            return
+        if self._cookie_required(src):
+            if not self._cookie_valid(msg, src, now):
+                self.stats["cookies_sent"] += 1
+                nonce = msg.get(PayloadType.NONCE)
+                if nonce is None:
+                    self._drop(f"IKE_SA_INIT without nonce from {src}")
+                    return
+                cookie = self._make_cookie(msg.spi_i, nonce.data, src.host, self._cookie_version)
+                self._reply_plain(msg.spi_i, ZERO_SPI, ExchangeType.IKE_SA_INIT, 0, NotifyType.COOKIE, cookie, src, dst)
+                return
+        conns = self.candidate_conns(dst, src)
+        if not conns:
+            mgr.info("no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", dst.host, src.host)
+            self._reply_plain(msg.spi_i, ZERO_SPI, ExchangeType.IKE_SA_INIT, 0, NotifyType.NO_PROPOSAL_CHOSEN, b"", src, dst)
+            return
+        spi_r = self._new_spi()
+        sa = IkeSa(self, msg.spi_i, spi_r, dst, src, conns, now)
+        self.sas[spi_r] = sa
+        self.init_index[(msg.spi_i, src.host, src.port)] = sa
+        self.half_open.add(sa)
+        self.half_open_by_ip[src.host] += 1
+        sa.init_key = (msg.spi_i, src.host, src.port)
+        mgr.log(15, "created IKE_SA (unnamed)[%d] for %s", sa.unique_id, src)
+        sa.receive(data, msg, src, dst, now)
+        if sa.state != DEAD:
+            self.schedule(sa, sa.next_timer() or now + settings.half_open_timeout)
+
+    def _new_spi(self) -> bytes:
+        while True:
+            spi = self.rt.random(8)
+            if spi != ZERO_SPI and spi not in self.sas:
+                return spi
+
+    def candidate_conns(self, local: Endpoint, remote: Endpoint) -> list:
+        """Conns whose left/right hosts accept these addresses, in configuration order."""
+        return [c for c in self.rt.conns if _host_ok(c.local, local.host) and _host_ok(c.remote, remote.host)]
+
+    def half_open_done(self, sa: IkeSa) -> None:
+        if sa in self.half_open:
+            self.half_open.discard(sa)
+            host = sa.init_key[1] if sa.init_key else sa.remote.host
+            self.half_open_by_ip[host] -= 1
+            if self.half_open_by_ip[host] <= 0:
+                del self.half_open_by_ip[host]
+        key = sa.init_key
+        if key is not None and self.init_index.get(key) is sa:
+            del self.init_index[key]
+
+    def remove(self, sa: IkeSa) -> None:
+        self.half_open_done(sa)
+        if self.sas.get(sa.spi_r) is sa:
+            del self.sas[sa.spi_r]
+
+    # -- cookies (RFC 7296 2.6) ------------------------------------------------------------------
+
+    def _cookie_required(self, src: Endpoint) -> bool:
+        s = self.rt.settings
+        return (s.cookie_threshold and len(self.half_open) >= s.cookie_threshold) or (
+            s.cookie_threshold_ip and self.half_open_by_ip[src.host] >= s.cookie_threshold_ip
+        )
+
+    def _make_cookie(self, spi_i: bytes, nonce: bytes, host: str, version: int) -> bytes:
+        secret = self._cookie_secrets[version]
+        digest = hmac.new(secret, nonce + ipaddress.ip_address(host).packed + spi_i, hashlib.sha256).digest()
+        return struct.pack(">I", version) + digest[:28]
+
+    def _cookie_valid(self, msg: Message, src: Endpoint, now: float) -> bool:
+        first = msg.payloads[0] if msg.payloads else None
+        if not isinstance(first, NotifyPayload) or first.notify_type != NotifyType.COOKIE:
+            return False
+        nonce = msg.get(PayloadType.NONCE)
+        data = first.data
+        if nonce is None or len(data) != 32:
+            return False
+        version = struct.unpack_from(">I", data)[0]
+        if version not in self._cookie_secrets:
+            return False
+        return hmac.compare_digest(data, self._make_cookie(msg.spi_i, nonce.data, src.host, version))
+
+    def _rotate_cookie_secret(self, now: float) -> None:
+        if now - self._cookie_rotated < COOKIE_SECRET_LIFETIME:
+            return
+        self._cookie_rotated = now
+        self._cookie_version = (self._cookie_version + 1) & 0xFFFFFFFF
+        self._cookie_secrets = {
+            v: s for v, s in self._cookie_secrets.items() if v == (self._cookie_version - 1) & 0xFFFFFFFF
+        }
+        self._cookie_secrets[self._cookie_version] = self.rt.random(32)
+
+    # -- uniqueness (uniqueids=, INITIAL_CONTACT) ---------------------------------------------------
+
+    def check_uniqueness(self, sa: IkeSa) -> None:
+        """strongSwan's ike_sa_manager ``check_uniqueness``: INITIAL_CONTACT replaces every
+        older SA of the same identities (unless ``uniqueids=never``); ``yes``/``replace``
+        replace duplicates (delayed when from the same address: maybe a reauth); ``keep``
+        refuses a duplicate from another address."""
+        from ikegate.ike.exchange import Abort
+
+        policy = self.rt.uniqueids
+        if policy == "never":
+            return
+        me, other = str(sa.local_id), sa.lease_identity
+        duplicates = [
+            o for o in self.sas.values()
+            if o is not sa and o.state == ESTABLISHED and str(o.local_id) == me and o.lease_identity == other
+        ]  # fmt: skip
+        if not duplicates:
+            return
+        if sa.peer_initial_contact:
+            for old in duplicates:
+                mgr.info("destroying duplicate IKE_SA for peer '%s', received INITIAL_CONTACT", other)
+                old.initiate_delete("INITIAL_CONTACT from a new IKE SA")
+            return
+        if policy in ("yes", "replace"):
+            for old in duplicates:
+                if old.remote.host == sa.remote.host:
+                    old.delete_at = sa.now + REPLACE_DELAY
+                    self.schedule(old, old.delete_at)
+                    mgr.info("schedule delete of duplicate IKE_SA for peer '%s' in %ds", other, int(REPLACE_DELAY))
+                else:
+                    mgr.info("deleting duplicate IKE_SA for peer '%s' due to uniqueness policy", other)
+                    old.initiate_delete("replaced (uniqueids)")
+        elif policy == "keep":
+            if any(o.remote.host != sa.remote.host for o in duplicates):
+                mgr.info("cancelling IKE_SA setup due to uniqueness policy")
+                raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="uniqueids=keep: duplicate refused")
+
+    # -- control ------------------------------------------------------------------------------------
+
+    def status(self, now: float) -> list[dict]:
+        return [sa.describe(now) for sa in sorted(self.sas.values(), key=lambda s: s.unique_id)]
+
+    def shutdown(self, now: float) -> list:
+        """Delete every IKE SA (INFORMATIONAL Delete to established peers), as on SIGTERM."""
+        for sa in list(self.sas.values()):
+            sa.now = now
+            if sa.state == ESTABLISHED:
+                sa.initiate_delete("gateway shutting down")
+            else:
+                sa.destroy("gateway shutting down")
+        return self._flush()
+
+
+def _host_ok(end, host: str) -> bool:
+    """Does a conn end (``left=``/``right=``) accept this address?"""
+    hosts = getattr(end, "hosts", None) or ("%any",)
+    if isinstance(hosts, str):
+        hosts = (hosts,)
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for h in hosts:
+        h = str(h).strip()
+        if h in ("%any", "%any4", "%any6", "%defaultroute", "") or getattr(end, "allow_any", False):
+            if h == "%any4" and addr.version != 4 or h == "%any6" and addr.version != 6:
+                continue
+            return True
+        try:
+            if "-" in h:
+                lo, hi = (ipaddress.ip_address(x) for x in h.split("-", 1))
+                if lo.version == addr.version and lo <= addr <= hi:
+                    return True
+            elif addr in ipaddress.ip_network(h, strict=False):
+                return True
+        except ValueError:
+            continue  # a host name: resolved by the daemon, not here
+    return False

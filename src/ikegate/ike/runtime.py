@@ -1,0 +1,103 @@
+"""The engine's view of the loaded configuration: conns, credentials, pools, settings.
+
+Built once by the daemon from files (the only I/O is there); the engine reads it but
+never touches a file.  A reload builds a new Runtime; established SAs keep the conn
+objects they were made with.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ikegate.ike.ts import Selector
+from ikegate.log import get_logger
+
+log = get_logger("cfg")
+
+
+@dataclass
+class Settings:
+    """Daemon-wide settings, named and defaulted as strongSwan's ``charon.*`` options."""
+
+    retransmit_tries: int = 5
+    retransmit_timeout: float = 4.0
+    retransmit_base: float = 1.8
+    half_open_timeout: float = 30.0
+    cookie_threshold: int = 30  # half-open SAs in total before COOKIEs are required
+    cookie_threshold_ip: int = 3  # half-open SAs from one IP before COOKIEs are required
+    block_threshold: int = 5  # half-open SAs from one IP before its requests are dropped
+    init_limit_half_open: int = 0  # 0 = unlimited
+    fragment_size: int = 1280  # whole IP datagram (IPv6 minimum MTU)
+    max_packet: int = 10000
+    max_fragments: int = 64
+    prefer_configured_proposals: bool = False  # the seed wants the client's order
+    keep_alive: float = 20.0
+    delete_rekeyed_delay: float = 5.0
+    nonce_size: int = 32
+    eap_failure_delay_cap: float = 5.0
+
+    @classmethod
+    def from_strongswan_conf(cls, conf) -> "Settings":
+        """From a parsed strongswan.conf (``ikegate.config.strongswan_conf``), or defaults."""
+        s = cls()
+        if conf is None:
+            return s
+        ints = ("retransmit_tries", "cookie_threshold", "cookie_threshold_ip", "block_threshold",
+                "init_limit_half_open", "fragment_size", "max_packet", "nonce_size")  # fmt: skip
+        floats = ("retransmit_timeout", "retransmit_base", "half_open_timeout", "keep_alive",
+                  "delete_rekeyed_delay")  # fmt: skip
+        for name in ints:
+            setattr(s, name, conf.get_int(f"charon.{name}", getattr(s, name)))
+        for name in floats:
+            setattr(s, name, conf.get_float(f"charon.{name}", getattr(s, name)))
+        s.prefer_configured_proposals = conf.get_bool(
+            "charon.prefer_configured_proposals", s.prefer_configured_proposals
+        )
+        return s
+
+    def retransmit_delays(self) -> list[float]:
+        """Waits after each transmission: timeout * base**n for n = 0..tries."""
+        return [self.retransmit_timeout * self.retransmit_base**n for n in range(self.retransmit_tries + 1)]
+
+
+@dataclass
+class ServerCredentials:
+    """Our certificate, its chain source and private key for one conn."""
+
+    cert: object  # x509.Certificate
+    key: object  # private key
+    store: object  # ikegate.pki.store.CertStore
+
+
+@dataclass
+class Runtime:
+    conns: list  # config Conn objects that serve (auto=add/route/start)
+    setup: object
+    secrets: object  # ikegate.config.secrets.Secrets
+    cert_store: object  # ikegate.pki.store.CertStore
+    pools: object  # ikegate.pool.mempool.PoolSet
+    settings: Settings = field(default_factory=Settings)
+    credentials: dict = field(default_factory=dict)  # conn name -> ServerCredentials
+    random: Callable[[int], bytes] = secrets.token_bytes
+
+    def credentials_for(self, conn) -> ServerCredentials | None:
+        return self.credentials.get(conn.name)
+
+    @property
+    def uniqueids(self) -> str:
+        return getattr(self.setup, "uniqueids", "yes") or "yes"
+
+
+def end_selectors(end) -> list[Selector] | None:
+    """The selectors of a conn end's ``*subnet=``, or None for ``%dynamic``."""
+    subnets = getattr(end, "subnets", None)
+    if not subnets:
+        return None
+    result = []
+    for spec in subnets:
+        if spec.network is None:  # %dynamic: the peer's virtual IPs (or our address)
+            return None
+        result.append(Selector.from_network(spec.network, spec.protocol, spec.from_port, spec.to_port))
+    return result

@@ -1,0 +1,103 @@
+"""Configuration payload (RFC 7296 3.15): virtual IPs from the pools, DNS servers.
+
+As strongSwan's ike_config.c (responder) with its mem-pool and stroke attribute
+providers: a requested INTERNAL_IP4/6_ADDRESS gets a lease of that family from the conn's
+``rightsourceip`` pools (the requested value only helps to find the client's own lease);
+``rightdns`` goes out in every reply whatever was asked; the other requested attributes
+(NBNS, DHCP, Microsoft's SRV 23456/23457, DOMAIN ...) are ignored.  The reply is built
+only when the IKE SA is established.  Client asked for addresses but got none:
+INTERNAL_ADDRESS_FAILURE; pools configured but nothing asked: FAILED_CP_REQUIRED.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ikegate.ike.exchange import Exchange, Task
+from ikegate.wire.constants import CfgAttr, CfgType, ExchangeType, NotifyType, PayloadType
+from ikegate.wire.payloads import CpAttribute, CpPayload
+
+IPV6_PREFIX_LEN = 64  # what strongSwan's build_vip sends with INTERNAL_IP6_ADDRESS
+MS_SERVER_ATTRS = (CfgAttr.INTERNAL_IP4_SERVER, CfgAttr.INTERNAL_IP6_SERVER)
+
+
+class IkeConfig(Task):
+    def __init__(self, sa) -> None:
+        self.sa = sa
+        self.requested: dict[int, object] = {}  # family -> requested address or None
+        self.request_seen = False
+
+    def process_r(self, ex: Exchange) -> None:
+        if ex.exchange != ExchangeType.IKE_AUTH:
+            return
+        cp = ex.get(PayloadType.CP)
+        if cp is None or cp.cfg_type != CfgType.CFG_REQUEST:
+            return
+        self.request_seen = True
+        names = []
+        for attr in cp.attributes:
+            names.append(_attr_name(attr.type))
+            if attr.type == CfgAttr.INTERNAL_IP4_ADDRESS:
+                self.requested[4] = _address(attr.value[:4], 4)
+            elif attr.type == CfgAttr.INTERNAL_IP6_ADDRESS:
+                self.requested[6] = _address(attr.value[:16], 6)
+            elif attr.type in MS_SERVER_ATTRS:
+                self.sa.peer_is_windows = True
+        self.sa.log.log(15, "processing CP request attributes: %s", " ".join(names))
+
+    def build_r(self, ex: Exchange) -> bool:
+        if ex.exchange != ExchangeType.IKE_AUTH:
+            return False
+        sa = self.sa
+        if not sa.auth_done:
+            return False
+        pools = tuple(getattr(sa.conn.remote, "sourceip", ()) or ())
+        if not self.request_seen:
+            if pools:
+                sa.log.info("expected a virtual IP request, sending FAILED_CP_REQUIRED")
+                ex.add_notify(NotifyType.FAILED_CP_REQUIRED)
+                sa.vip_failed = True
+            return True
+        attributes: list[CpAttribute] = []
+        identity = sa.lease_identity
+        for family, requested in sorted(self.requested.items()):
+            if not pools:
+                break
+            address = sa.rt.pools.acquire(pools, family, identity, (sa.remote.host, sa.remote.port), requested)
+            if address is None:
+                sa.log.info("no virtual IP of family IPv%d found for '%s'", family, identity)
+                continue
+            sa.log.info("assigning virtual IP %s to peer '%s'", address, identity)
+            sa.vips.append(str(address))
+            packed = ipaddress.ip_address(address).packed
+            if family == 4:
+                attributes.append(CpAttribute(CfgAttr.INTERNAL_IP4_ADDRESS, packed))
+            else:
+                attributes.append(CpAttribute(CfgAttr.INTERNAL_IP6_ADDRESS, packed + bytes((IPV6_PREFIX_LEN,))))
+        if self.requested and not sa.vips and pools:
+            sa.log.info("no virtual IP found, sending INTERNAL_ADDRESS_FAILURE")
+            ex.add_notify(NotifyType.INTERNAL_ADDRESS_FAILURE)
+            sa.vip_failed = True
+            return True
+        for dns in getattr(sa.conn.remote, "dns", ()) or ():
+            addr = ipaddress.ip_address(dns)
+            kind = CfgAttr.INTERNAL_IP4_DNS if addr.version == 4 else CfgAttr.INTERNAL_IP6_DNS
+            attributes.append(CpAttribute(kind, addr.packed))
+        if attributes:
+            ex.add(CpPayload(cfg_type=CfgType.CFG_REPLY, attributes=attributes))
+        return True
+
+
+def _address(value: bytes, family: int):
+    """The address a client asked for, or None for 'any' (empty or all zero)."""
+    size = 4 if family == 4 else 16
+    if len(value) != size or not any(value):
+        return None
+    return ipaddress.ip_address(value)
+
+
+def _attr_name(value: int) -> str:
+    try:
+        return CfgAttr(value).name
+    except ValueError:
+        return str(value)
