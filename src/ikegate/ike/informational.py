@@ -1,6 +1,8 @@
 """INFORMATIONAL and CREATE_CHILD_SA requests on an IKE SA (RFC 7296 1.4, 1.3).
 
 - An empty INFORMATIONAL is a liveness check (DPD): answered empty.
+- AUTHENTICATION_FAILED from an initiator that gave up during IKE_AUTH (e.g. a failed
+  EAP method on its side): answered, then the half-open SA goes.
 - Delete of the IKE SA: answered empty, then the SA and its CHILD SAs go.
 - Delete of CHILD SAs: the payload lists the peer's inbound SPIs (our outbound ones);
   we answer with a Delete of our inbound SPIs of the same CHILD SAs.
@@ -42,6 +44,11 @@ def handle(sa, ex: Exchange) -> None:
     for notify in ex.get_all(PayloadType.NOTIFY):
         if notify.notify_type < 16384:
             sa.log.info("received %s error notify", _name(notify.notify_type))
+            if notify.notify_type == NotifyType.AUTHENTICATION_FAILED and not sa.auth_done:
+                # RFC 7296 2.21.2: the initiator refused our authentication (or gave up on
+                # EAP); the half-open SA is of no further use.
+                ex.fatal_after_send = True
+                sa.down_reason = "peer reported AUTHENTICATION_FAILED"
 
 
 def create_child_sa(sa, ex: Exchange) -> None:
