@@ -28,9 +28,8 @@ registration order.  The ESP/AH defaults are fixed in ``proposal_create_default`
 strongSwan 6.0 changed the defaults (no 3DES/CAMELLIA in IKE, ML-KEM methods, and since
 6.0.2 every KE method plus ``none`` in the ESP defaults); ikegate follows 5.9.8.
 
-Known difference in printing only: strongSwan prints ChaCha20-Poly1305 without a key
-size and KE method 0 as ``KE_NONE``; :class:`~ikegate.proposal.Proposal` keeps
-ChaCha20-Poly1305 as 256 bits (as it reads it from the wire) and its own names.
+ChaCha20-Poly1305 has key size 0 (no Key Length attribute) and KE method 0 prints as
+``KE_NONE``, as in 5.9.8.
 """
 
 from __future__ import annotations
@@ -222,15 +221,19 @@ DEFAULT_IKE = Proposal(
     dh=_DEFAULT_IKE_KE,
 )
 
-#: 5.9.8 default IKE proposal (AEAD ciphers): IKE:AES_CCM_16_128/.../AES_GCM_16_256/
-#: CHACHA20_POLY1305/AES_CCM_8_*/AES_CCM_12_*/AES_GCM_8_*/AES_GCM_12_*/ + PRFs and KE
-#: methods as :data:`DEFAULT_IKE`
+#: 5.9.8 default IKE proposal (AEAD ciphers) with Debian's stock plugin set (all of
+#: ``strongswan-libcharon``/``libstrongswan-extra-plugins`` loaded, as the reference
+#: server in tests/interop/test_reference_proposals.py runs it): IKE:AES_CCM_16_*/
+#: AES_GCM_16_*/CHACHA20_POLY1305/CAMELLIA_CCM_16_*/AES_CCM_8_*/AES_CCM_12_*/AES_GCM_8_*/
+#: AES_GCM_12_*/CAMELLIA_CCM_8_*/CAMELLIA_CCM_12_* + PRFs and KE methods as :data:`DEFAULT_IKE`
 DEFAULT_IKE_AEAD = Proposal(
     protocol=ProtocolId.IKE,
     encr=_sizes(EncrId.AES_CCM_16) + _sizes(EncrId.AES_GCM_16)
     + ((EncrId.CHACHA20_POLY1305, CHACHA_BITS),)
+    + _sizes(EncrId.CAMELLIA_CCM_16)
     + _sizes(EncrId.AES_CCM_8) + _sizes(EncrId.AES_CCM_12)
-    + _sizes(EncrId.AES_GCM_8) + _sizes(EncrId.AES_GCM_12),
+    + _sizes(EncrId.AES_GCM_8) + _sizes(EncrId.AES_GCM_12)
+    + _sizes(EncrId.CAMELLIA_CCM_8) + _sizes(EncrId.CAMELLIA_CCM_12),
     prf=_DEFAULT_IKE_PRF,
     dh=_DEFAULT_IKE_KE,
 )

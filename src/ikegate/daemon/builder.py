@@ -3,7 +3,13 @@ happens here and in the config loader, never in the engine)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+from ikegate.config.proposals import filter_supported, unsupported_algorithms
+from ikegate.crypto.transforms import is_supported as ike_supported
+from ikegate.esp.algorithms import ENCRYPTION, INTEGRITY
+from ikegate.wire.constants import DhId, EsnId, TransformType
 
 from ikegate.ike.runtime import Runtime, ServerCredentials, Settings
 from ikegate.log import get_logger
@@ -44,7 +50,7 @@ def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) 
                          cert.subject.rfc4514_string())
             else:
                 credentials[conn.name] = ServerCredentials(cert=cert, key=key, store=store)
-        conns.append(conn)
+        conns.append(_runnable(conn))
         log.info("added configuration '%s'", conn.name)
     settings = Settings.from_strongswan_conf(config.settings)
     return Runtime(
@@ -56,3 +62,29 @@ def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) 
         settings=settings,
         credentials=credentials,
     )
+
+
+def esp_supported(ttype: int, alg: int, bits: int) -> bool:
+    """What the ESP data plane can carry (ikegate.esp), for CHILD SA proposals."""
+    if ttype == TransformType.ENCR:
+        algorithm = ENCRYPTION.get(alg)
+        return algorithm is not None and (bits in algorithm.key_bits or (algorithm.fixed_key and bits == 0))
+    if ttype == TransformType.INTEG:
+        return alg in INTEGRITY
+    if ttype == TransformType.DH:
+        return alg == DhId.NONE or ike_supported(ttype, alg, bits)
+    if ttype == TransformType.ESN:
+        return alg in (EsnId.NO_EXT_SEQ, EsnId.EXT_SEQ)
+    return False
+
+
+def _runnable(conn):
+    """The conn with its proposals reduced to algorithms we implement (strongSwan likewise
+    only proposes what its plugins provide), the rest logged once."""
+    for kind, check in (("ike", ike_supported), ("esp", esp_supported)):
+        missing = unsupported_algorithms(getattr(conn, kind), check)
+        if missing:
+            log.info("conn '%s': %s= algorithms not available here, not offered: %s",
+                     conn.name, kind, ", ".join(missing))
+    return dataclasses.replace(conn, ike=filter_supported(conn.ike, ike_supported),
+                               esp=filter_supported(conn.esp, esp_supported))

@@ -97,7 +97,7 @@ class IkeInit(Task):
         for conn in sa.candidate_conns:
             sa.log_cfg.log(CTRLMORE, "configured proposals: %s", format_proposals(conn.ike))
             chosen = select_proposal(conn.ike, offered, prefer_configured=prefer)
-            if chosen is not None and _runnable(chosen):
+            if chosen is not None:
                 return chosen, conn
         return None, None
 
@@ -132,20 +132,6 @@ class IkeInit(Task):
                 NotifyType.SIGNATURE_HASH_ALGORITHMS,
                 b"".join(struct.pack(">H", h) for h in supported_hash_algorithms()),
             )
-
-
-def _runnable(p: Proposal) -> bool:
-    """Whether we have an implementation of every algorithm of a chosen proposal."""
-    try:
-        alg, bits = p.encr_alg
-        encr = get_encr(alg, bits)
-        if not encr.aead:
-            get_integ(p.integ_alg)
-        get_prf(p.prf_alg)
-        get_group(p.dh_group)
-    except (CryptoError, TypeError, KeyError, ValueError):
-        return False
-    return True
 
 
 def _group_name(group: int | None) -> str:
