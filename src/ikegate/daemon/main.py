@@ -102,6 +102,7 @@ class Daemon:
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self.gateway = Gateway(self.runtime, now=self.loop.time())
+        self.gateway.esp_last_in = self._esp_last_in
         self.run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run_dir, 0o700)
         self.sockets = open_ike_sockets(self.ports)
@@ -173,15 +174,25 @@ class Daemon:
                 self.send(item)
             elif isinstance(item, ChildSaUp):
                 self.dataplane.install(item.info)
-                self.updown.child_up(item.info, self._conn(item.info.conn))
+                if item.rekey_of is None:  # strongSwan runs updown on up/down, not on rekeys
+                    self.updown.child_up(item.info, self._conn(item.info.conn))
             elif isinstance(item, ChildSaDown):
                 self.dataplane.remove(item.info)
-                self.updown.child_down(item.info, self._conn(item.info.conn))
+                if not item.replaced:
+                    self.updown.child_down(item.info, self._conn(item.info.conn))
             elif isinstance(item, ChildSaUpdated):
                 self.dataplane.update(item.info)
             elif isinstance(item, (IkeSaUp, IkeSaDown)):
                 pass  # logged by the engine
         self._arm_timer()
+
+    def _esp_last_in(self, spi_in: int) -> float | None:
+        counters = self.dataplane.counters(spi_in)
+        return counters.last_in if counters is not None else None
+
+    def esp_peer_moved(self, spi_in: int, src, now: float | None = None) -> None:
+        """The data plane saw authenticated ESP-in-UDP of ``spi_in`` from a new source (loop thread)."""
+        self._process(self.gateway.esp_peer_moved(spi_in, src, self.loop.time() if now is None else now))
 
     def _conn(self, name: str):
         for conn in self.runtime.conns:
@@ -194,7 +205,7 @@ class Daemon:
         port = item.src.port
         for sock in self.sockets:
             if sock.family == family and sock.local_port == port:
-                data = NON_ESP_MARKER + item.data if sock.natt else item.data
+                data = NON_ESP_MARKER + item.data if sock.natt and item.marker else item.data
                 sock.send(data, item.src, item.dst)
                 return
         log.info("no socket for %s -> %s, datagram dropped", item.src, item.dst)

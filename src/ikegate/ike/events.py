@@ -21,11 +21,13 @@ class Endpoint(NamedTuple):
 
 @dataclass(slots=True)
 class Send:
-    """One IKE datagram (without the non-ESP marker: the daemon adds it on port 4500)."""
+    """One IKE datagram (without the non-ESP marker: the daemon adds it on port 4500
+    unless ``marker`` is False, as for a NAT keepalive)."""
 
     data: bytes
     src: Endpoint
     dst: Endpoint
+    marker: bool = True
 
 
 @dataclass(slots=True)
@@ -82,13 +84,28 @@ class IkeSaDown:
 
 @dataclass(slots=True)
 class ChildSaUp:
+    """A CHILD SA to install.  ``rekey_of`` is the SA it replaces (a rekey: install, but
+    no updown, as strongSwan's updown plugin only sees up and down)."""
+
     info: ChildSaInfo
+    rekey_of: ChildSaInfo | None = None
 
 
 @dataclass(slots=True)
 class ChildSaDown:
+    """A CHILD SA to remove.  ``replaced``: it was rekeyed, its successor stays (no updown)."""
+
     info: ChildSaInfo
     reason: str
+    replaced: bool = False
+
+
+@dataclass(slots=True)
+class IkeSaRekeyed:
+    """The IKE SA ``old_unique_id`` was replaced by ``new_unique_id`` (same peer, same CHILD SAs)."""
+
+    old_unique_id: int
+    new_unique_id: int
 
 
 @dataclass(slots=True)

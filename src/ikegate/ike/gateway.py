@@ -41,6 +41,9 @@ class Gateway:
         self.half_open: set[IkeSa] = set()
         self.half_open_by_ip: Counter = Counter()
         self.children_by_spi: dict[int, object] = {}
+        self.sa_of_child: dict[int, IkeSa] = {}
+        # the data plane's view of inbound ESP: spi_in -> monotonic time of the last packet
+        self.esp_last_in = None
         self._out: list = []
         self._timers: list = []
         self._timer_seq = 0
@@ -91,9 +94,25 @@ class Gateway:
 
     def register_child(self, sa: IkeSa, child) -> None:
         self.children_by_spi[child.spi_in] = child
+        self.sa_of_child[child.spi_in] = sa
 
     def unregister_child(self, child) -> None:
         self.children_by_spi.pop(child.spi_in, None)
+        self.sa_of_child.pop(child.spi_in, None)
+
+    def last_esp_in(self, spi_in: int) -> float | None:
+        """When the data plane last accepted an inbound packet of this SA (for DPD)."""
+        return self.esp_last_in(spi_in) if self.esp_last_in is not None else None
+
+    def esp_peer_moved(self, spi_in: int, src: Endpoint, now: float) -> list:
+        """Authenticated ESP-in-UDP of this SA came from a new address/port: a NATed peer's
+        mapping changed (what the kernel reports as XFRM_MSG_MAPPING); follow it."""
+        sa = self.sa_of_child.get(spi_in)
+        if sa is not None and sa.state == ESTABLISHED and sa.nat_remote and src != sa.remote:
+            sa.now = now
+            sa.log.info("NAT mapping of the peer changed: %s -> %s (seen on ESP)", sa.remote, src)
+            sa.update_endpoints(sa.local, src)
+        return self._flush()
 
     # -- input ----------------------------------------------------------------------------
 
@@ -198,6 +217,12 @@ class Gateway:
         if sa.state != DEAD:
             self.schedule(sa, sa.next_timer() or now + settings.half_open_timeout)
 
+    def new_rekeyed_sa(self, old: IkeSa, *, spi_i: bytes) -> IkeSa:
+        """A fresh IKE SA (our new SPI) to take over from ``old`` after an IKE rekey."""
+        new = IkeSa(self, spi_i, self._new_spi(), old.local, old.remote, old.candidate_conns, old.now)
+        self.sas[new.spi_r] = new
+        return new
+
     def _new_spi(self) -> bytes:
         while True:
             spi = self.rt.random(8)
@@ -265,8 +290,9 @@ class Gateway:
     def check_uniqueness(self, sa: IkeSa) -> None:
         """strongSwan's ike_sa_manager ``check_uniqueness``: INITIAL_CONTACT replaces every
         older SA of the same identities (unless ``uniqueids=never``); ``yes``/``replace``
-        replace duplicates (delayed when from the same address: maybe a reauth); ``keep``
-        refuses a duplicate from another address."""
+        replace duplicates (delayed when from the same address and port: maybe a reauth);
+        ``keep`` refuses a duplicate from another address or port (strongSwan compares
+        the peers with host_t ``equals``, which includes the port)."""
         from ikegate.ike.exchange import Abort
 
         policy = self.rt.uniqueids
@@ -286,7 +312,7 @@ class Gateway:
             return
         if policy in ("yes", "replace"):
             for old in duplicates:
-                if old.remote.host == sa.remote.host:
+                if old.remote == sa.remote:
                     old.delete_at = sa.now + REPLACE_DELAY
                     self.schedule(old, old.delete_at)
                     mgr.info("schedule delete of duplicate IKE_SA for peer '%s' in %ds", other, int(REPLACE_DELAY))
@@ -294,7 +320,7 @@ class Gateway:
                     mgr.info("deleting duplicate IKE_SA for peer '%s' due to uniqueness policy", other)
                     old.initiate_delete("replaced (uniqueids)")
         elif policy == "keep":
-            if any(o.remote.host != sa.remote.host for o in duplicates):
+            if any(o.remote != sa.remote for o in duplicates):
                 mgr.info("cancelling IKE_SA setup due to uniqueness policy")
                 raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="uniqueids=keep: duplicate refused")
 

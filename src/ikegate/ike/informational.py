@@ -6,15 +6,15 @@
 - Delete of the IKE SA: answered empty, then the SA and its CHILD SAs go.
 - Delete of CHILD SAs: the payload lists the peer's inbound SPIs (our outbound ones);
   we answer with a Delete of our inbound SPIs of the same CHILD SAs.
-- CREATE_CHILD_SA: rekeying arrives with a later issue; until then we refuse politely
-  with NO_ADDITIONAL_SAS, which leaves the IKE SA and its CHILD SAs as they are.
+- CREATE_CHILD_SA: rekeying of the IKE SA (tasks/ike_rekey.py) or of a CHILD SA, or a
+  new CHILD SA (tasks/child_rekey.py).
 """
 
 from __future__ import annotations
 
 import struct
 
-from ikegate.ike.exchange import Exchange
+from ikegate.ike.exchange import Abort, Exchange
 from ikegate.wire.constants import NotifyType, PayloadType, ProtocolId
 from ikegate.wire.payloads import DeletePayload
 
@@ -41,6 +41,7 @@ def handle(sa, ex: Exchange) -> None:
                 sa.remove_child(child, "deleted by peer")
             if ours:
                 ex.add(DeletePayload(protocol=delete.protocol, spi_size=4, spis=ours))
+    _mobike(sa, ex)
     for notify in ex.get_all(PayloadType.NOTIFY):
         if notify.notify_type < 16384:
             sa.log.info("received %s error notify", _name(notify.notify_type))
@@ -51,9 +52,45 @@ def handle(sa, ex: Exchange) -> None:
                 sa.down_reason = "peer reported AUTHENTICATION_FAILED"
 
 
+def _mobike(sa, ex: Exchange) -> None:
+    """RFC 4555: UPDATE_SA_ADDRESSES moves the IKE and CHILD SAs to the addresses this
+    request came from/to; NAT-D payloads are answered and re-evaluated; COOKIE2 echoed."""
+    from ikegate.ike.tasks.ike_natd import natd_hash
+
+    update = ex.notify(NotifyType.UPDATE_SA_ADDRESSES)
+    sources = [n.data for n in ex.get_all(PayloadType.NOTIFY) if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
+    dest = ex.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
+    cookie2 = ex.notify(NotifyType.COOKIE2)
+    if update is None and not sources and cookie2 is None:
+        return
+    if not sa.mobike:
+        if update is not None:
+            sa.log.info("ignoring UPDATE_SA_ADDRESSES: MOBIKE is not enabled on this IKE SA")
+        return
+    if sources and dest is not None:
+        sa.nat_remote = natd_hash(sa.spi_i, sa.spi_r, ex.src) not in sources
+        sa.nat_local = dest.data != natd_hash(sa.spi_i, sa.spi_r, ex.dst)
+        source = sa.rt.random(20) if sa.nat_faked else natd_hash(sa.spi_i, sa.spi_r, ex.dst)
+        ex.add_notify(NotifyType.NAT_DETECTION_SOURCE_IP, source)
+        ex.add_notify(NotifyType.NAT_DETECTION_DESTINATION_IP, natd_hash(sa.spi_i, sa.spi_r, ex.src))
+    if update is not None:
+        sa.log.info("peer moved to %s (UPDATE_SA_ADDRESSES)", ex.src)
+        sa.update_endpoints(ex.dst, ex.src)
+    if cookie2 is not None:
+        ex.add_notify(NotifyType.COOKIE2, cookie2.data)
+
+
 def create_child_sa(sa, ex: Exchange) -> None:
-    sa.log.info("CREATE_CHILD_SA not supported yet, sending NO_ADDITIONAL_SAS")
-    ex.add_notify(NotifyType.NO_ADDITIONAL_SAS)
+    from ikegate.ike.tasks.child_rekey import process_child
+    from ikegate.ike.tasks.ike_rekey import process_ike_rekey
+
+    offer = ex.get(PayloadType.SA)
+    if offer is None or not offer.proposals:
+        raise Abort(NotifyType.INVALID_SYNTAX, fatal=False, reason="CREATE_CHILD_SA without SA payload")
+    if any(p.protocol == ProtocolId.IKE for p in offer.proposals):
+        process_ike_rekey(sa, ex, offer)
+    else:
+        process_child(sa, ex, offer)
 
 
 def _name(value: int) -> str:

@@ -17,7 +17,16 @@ from typing import Callable
 from ikegate.crypto.errors import IntegrityError
 from ikegate.ike import informational
 from ikegate.ike.child import ChildSa
-from ikegate.ike.events import ChildSaDown, ChildSaUp, ChildSaUpdated, Endpoint, IkeSaDown, IkeSaUp, Send
+from ikegate.ike.events import (
+    ChildSaDown,
+    ChildSaUp,
+    ChildSaUpdated,
+    Endpoint,
+    IkeSaDown,
+    IkeSaRekeyed,
+    IkeSaUp,
+    Send,
+)
 from ikegate.ike.exchange import Abort, Drop, Exchange
 from ikegate.ike.tasks.child_create import ChildCreate
 from ikegate.ike.tasks.ike_auth import IkeAuth
@@ -44,7 +53,7 @@ from ikegate.wire.codec import (
 from ikegate.wire.constants import ExchangeType, NotifyType, PayloadType
 from ikegate.wire.payloads import NotifyPayload, SkfPayload, UnknownPayload
 
-CONNECTING, ESTABLISHED, DELETING, DEAD = "CONNECTING", "ESTABLISHED", "DELETING", "DEAD"
+CONNECTING, ESTABLISHED, REKEYED, DELETING, DEAD = "CONNECTING", "ESTABLISHED", "REKEYED", "DELETING", "DEAD"
 
 # response payload order of strongSwan's message rules for IKE_AUTH/CREATE_CHILD_SA
 _RANK = {
@@ -100,7 +109,7 @@ class IkeSa:
         self.spi_i, self.spi_r = spi_i, spi_r
         self.local, self.remote = local, remote
         self.state = CONNECTING
-        self.created = self.now = self.last_in = now
+        self.created = self.now = self.last_in = self.last_out = now
         self.established_at: float | None = None
         self.candidate_conns = candidate_conns
         self.init_key: tuple | None = None  # (SPIi, host, port) in the gateway's init index
@@ -144,6 +153,7 @@ class IkeSa:
         self.last_response: list[bytes] | None = None
         self.last_response_mid = -1
         self.held: tuple[float, list[bytes], Endpoint, Endpoint] | None = None
+        self.closing = False  # a fatal answer is being held back: destroy once it is out
         self.reassembly: _Reassembly | None = None
         # our requests
         self.mid_out = 0
@@ -181,7 +191,7 @@ class IkeSa:
 
     def receive(self, raw: bytes, msg: Message, src: Endpoint, dst: Endpoint, now: float) -> None:
         self.now = now
-        if self.state == DEAD:
+        if self.state == DEAD or self.closing:
             return
         if msg.response:
             self._receive_response(raw, msg, src, dst)
@@ -231,8 +241,13 @@ class IkeSa:
         except IntegrityError:
             self.log.info("integrity check of %s request %d failed, ignored", _xname(msg.exchange), msg.message_id)
         except DecodeError as exc:
-            self.log.info("%s request %d has a malformed inner payload: %s", _xname(msg.exchange), msg.message_id, exc)
-            self._answer_error(msg, NotifyType.INVALID_SYNTAX)
+            kind = "response" if msg.response else "request"
+            self.log.info("%s %s %d has a malformed inner payload: %s", _xname(msg.exchange), kind, msg.message_id, exc)
+            if not msg.response:
+                # as strongSwan (task_manager_v2.c send_invalid_syntax): answer, then give up
+                # on a peer that sends garbage under valid integrity protection
+                self._answer_error(msg, NotifyType.INVALID_SYNTAX)
+                self.destroy("invalid syntax")
         return None
 
     def _reassemble(self, raw: bytes, msg: Message, frag: SkfPayload) -> list | None:
@@ -317,6 +332,9 @@ class IkeSa:
                 self.down_reason = abort.reason
         self._respond(ex)
         if ex.fatal_after_send:
+            if self.held is not None:
+                self.closing = True  # the EAP failure back-off: the answer goes out first
+                return
             self.destroy(self.down_reason or "closed")
             return
         if self._just_established:
@@ -368,6 +386,7 @@ class IkeSa:
         self._send_all(datagrams, ex.dst, ex.src)
 
     def _send_all(self, datagrams: list[bytes], src: Endpoint, dst: Endpoint) -> None:
+        self.last_out = self.now
         if len(datagrams) > 1:
             self.log.info("sending %d fragments to %s", len(datagrams), dst)
         for data in datagrams:
@@ -424,7 +443,7 @@ class IkeSa:
 
     # -- children --------------------------------------------------------------------------
 
-    def add_child(self, child: ChildSa) -> None:
+    def add_child(self, child: ChildSa, rekey_of: ChildSa | None = None) -> None:
         self.children[child.spi_in] = child
         self.gw.register_child(self, child)
         self.log.info(
@@ -433,7 +452,7 @@ class IkeSa:
             " ".join(map(str, child.local_ts)), " ".join(map(str, child.remote_ts)),
         )
         if self.state == ESTABLISHED and not self._just_established:
-            self.emit(ChildSaUp(child.info))
+            self.emit(ChildSaUp(child.info, rekey_of=rekey_of.info if rekey_of is not None else None))
 
     def child_by_spi_out(self, spi_out: int) -> ChildSa | None:
         for child in self.children.values():
@@ -447,7 +466,36 @@ class IkeSa:
         self.gw.unregister_child(child)
         self.log.info("CHILD_SA %s{%d} closed: %s", self.name, child.unique_id, reason)
         if child.info is not None and self.state in (ESTABLISHED, DELETING):
-            self.emit(ChildSaDown(child.info, reason))
+            self.emit(ChildSaDown(child.info, reason, replaced=child.state == "rekeyed"))
+
+    # -- IKE rekeying ----------------------------------------------------------------------------
+
+    _INHERITED = ("init_conn", "conn", "credentials", "local_id", "remote_id", "remote_id_payload", "eap_id",
+                  "peer_frag", "peer_hash_algs", "peer_redirect", "peer_natt", "nat_local", "nat_remote",
+                  "nat_faked", "peer_mobike", "mobike", "peer_is_windows", "vips")
+
+    def hand_over(self, new: "IkeSa", *, grace: float) -> None:
+        """Move identities, leases and CHILD SAs to the IKE SA that replaces this one."""
+        for name in self._INHERITED:
+            setattr(new, name, getattr(self, name))
+        new.tasks = []
+        new.auth_done = True
+        new.state = ESTABLISHED
+        new.created = new.established_at = new.last_in = self.now
+        new.children = self.children
+        for child in new.children.values():
+            child.info.ike_unique_id = new.unique_id
+            self.gw.register_child(new, child)
+        self.children, self.vips = {}, []
+        self.state = REKEYED
+        self.delete_at = self.now + grace
+        self.gw.schedule(self, self.delete_at)
+        self.log.info("IKE_SA %s[%d] rekeyed to %s[%d] (%s_i %s_r)", self.name, self.unique_id, new.name,
+                      new.unique_id, new.spi_i.hex(), new.spi_r.hex())
+        self.emit(IkeSaRekeyed(self.unique_id, new.unique_id))
+        nxt = new.next_timer()
+        if nxt is not None:
+            self.gw.schedule(new, nxt)
 
     # -- our own requests -----------------------------------------------------------------------
 
@@ -495,7 +543,45 @@ class IkeSa:
             times.append(self.pending.next_at)
         if self.delete_at is not None:
             times.append(self.delete_at)
+        if self.state == ESTABLISHED:
+            dpd = self._dpd_due()
+            if dpd is not None and self.pending is None:
+                times.append(dpd)
+            if self.nat_local:
+                times.append(self.last_out + self.rt.settings.keep_alive)
         return min(times) if times else None
+
+    # -- liveness -----------------------------------------------------------------------------
+
+    @property
+    def dpd_delay(self) -> int:
+        return getattr(self.conn, "dpd_interval", 0) if self.conn is not None else 0
+
+    def last_activity(self) -> float:
+        """The last packet received on this IKE SA or any of its CHILD SAs."""
+        last = self.last_in
+        for child in self.children.values():
+            esp = self.gw.last_esp_in(child.spi_in)
+            if esp is not None and esp > last:
+                last = esp
+        return last
+
+    def _dpd_due(self) -> float | None:
+        if not self.dpd_delay:
+            return None
+        return self.last_activity() + self.dpd_delay
+
+    def _liveness(self, now: float) -> None:
+        """DPD (an empty INFORMATIONAL after ``dpddelay`` of silence) and NAT keepalives."""
+        if self.state != ESTABLISHED:
+            return
+        due = self._dpd_due()
+        if due is not None and due <= now and self.pending is None:
+            self.log.info("sending DPD request")
+            self.send_request(ExchangeType.INFORMATIONAL, [])
+        if self.nat_local and now - self.last_out >= self.rt.settings.keep_alive:
+            self.last_out = now
+            self.emit(Send(b"\xff", self.local, self.remote, marker=False))
 
     def tick(self, now: float) -> None:
         self.now = now
@@ -505,6 +591,9 @@ class IkeSa:
             _, datagrams, src, dst = self.held
             self.held = None
             self._send_all(datagrams, src, dst)
+            if self.closing:
+                self.destroy(self.down_reason or "closed")
+                return
         if self.state == CONNECTING and now >= self.created + self.rt.settings.half_open_timeout:
             self.log.info("IKE_SA %s[%d] not established after %ds, deleting", self.name, self.unique_id,
                           int(self.rt.settings.half_open_timeout))
@@ -514,6 +603,7 @@ class IkeSa:
             self.delete_at = None
             self.initiate_delete("replaced by a newer IKE SA")
             return
+        self._liveness(now)
         pending = self.pending
         if pending is not None and pending.next_at <= now:
             delays = self.rt.settings.retransmit_delays()

@@ -69,12 +69,15 @@ def _selectors(payload: TsPayload | None) -> list[Selector]:
 
 def build_child(sa, ex: Exchange, offer: SaPayload, tsi: list[Selector], tsr: list[Selector], *,
                 nonce_i: bytes, nonce_r: bytes, skip_dh: bool, shared: bytes | None = None,
-                rekeyed: ChildSa | None = None) -> ChildSa | None:
-    """Choose the ESP proposal, narrow the selectors, derive keys, add SA/TSi/TSr to the
-    response and install the CHILD SA.  Refusals add their notify and return None."""
+                rekeyed: ChildSa | None = None, chosen: Proposal | None = None) -> ChildSa | None:
+    """Choose the ESP proposal (unless the caller did), narrow the selectors, derive keys,
+    add SA/TSi/TSr to the response and install the CHILD SA (replacing ``rekeyed``).
+    Refusals add their notify and return None."""
     conn = sa.conn
     offered = [Proposal.from_wire(p) for p in offer.proposals if p.protocol == ProtocolId.ESP]
-    chosen = select_proposal(conn.esp, offered, prefer_configured=sa.rt.settings.prefer_configured_proposals, skip_dh=skip_dh)
+    if chosen is None:
+        chosen = select_proposal(conn.esp, offered, prefer_configured=sa.rt.settings.prefer_configured_proposals,
+                                 skip_dh=skip_dh)
     if chosen is None or len(chosen.spi) != 4:
         sa.log_cfg.info("received proposals: %s", format_proposals(offered))
         sa.log_cfg.info("configured proposals: %s", format_proposals(conn.esp))
@@ -115,5 +118,7 @@ def build_child(sa, ex: Exchange, offer: SaPayload, tsi: list[Selector], tsr: li
     ex.add(SaPayload(proposals=[chosen.to_wire(spi=struct.pack(">I", spi_in))]))
     ex.add(TsPayload(selectors=[s.to_wire() for s in remote_ts], responder=False))
     ex.add(TsPayload(selectors=[s.to_wire() for s in local_ts], responder=True))
-    sa.add_child(child)
+    if rekeyed is not None:
+        rekeyed.state = "rekeyed"
+    sa.add_child(child, rekey_of=rekeyed)
     return child

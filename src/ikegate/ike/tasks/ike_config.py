@@ -6,7 +6,8 @@ providers: a requested INTERNAL_IP4/6_ADDRESS gets a lease of that family from t
 ``rightdns`` goes out in every reply whatever was asked; the other requested attributes
 (NBNS, DHCP, Microsoft's SRV 23456/23457, DOMAIN ...) are ignored.  The reply is built
 only when the IKE SA is established.  Client asked for addresses but got none:
-INTERNAL_ADDRESS_FAILURE; pools configured but nothing asked: FAILED_CP_REQUIRED.
+INTERNAL_ADDRESS_FAILURE; pools configured but no address asked for (no CP, or a CP
+without INTERNAL_IP4/6_ADDRESS): FAILED_CP_REQUIRED.
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ class IkeConfig(Task):
         if not sa.auth_done:
             return False
         pools = tuple(getattr(sa.conn.remote, "sourceip", ()) or ())
+        if pools and not self.requested:  # no CP, or a CP asking for no address (ike_config.c)
+            sa.log.info("expected a virtual IP request, sending FAILED_CP_REQUIRED")
+            ex.add_notify(NotifyType.FAILED_CP_REQUIRED)
+            sa.vip_failed = True
+            return True
         if not self.request_seen:
-            if pools:
-                sa.log.info("expected a virtual IP request, sending FAILED_CP_REQUIRED")
-                ex.add_notify(NotifyType.FAILED_CP_REQUIRED)
-                sa.vip_failed = True
             return True
         attributes: list[CpAttribute] = []
         identity = sa.lease_identity
