@@ -4,7 +4,7 @@ front of them.
 ``receive(data, src, dst, now)`` takes one IKE datagram (non-ESP marker already
 stripped) and ``tick(now)`` the clock; both return what to do: :class:`Send` datagrams
 and SA events.  Tables: established and half-open SAs by our SPI, half-open SAs by the
-initiator's SPI and address (to recognise a retransmitted IKE_SA_INIT).  In front of
+initiator's SPI and address for the SA's life (to recognise a retransmitted or replayed IKE_SA_INIT).  In front of
 them: COOKIEs (RFC 7296 2.6) once half-open SAs pass ``charon.cookie_threshold`` in
 total or ``cookie_threshold_ip`` from one address, and a hard per-address block
 (``block_threshold``), so a flood costs a hash per datagram, not a key exchange.
@@ -37,7 +37,7 @@ class Gateway:
     def __init__(self, runtime, *, now: float = 0.0) -> None:
         self.rt = runtime
         self.sas: dict[bytes, IkeSa] = {}  # by our (responder) SPI
-        self.init_index: dict[tuple, IkeSa] = {}  # (SPIi, host, port) -> SA, while half-open
+        self.init_index: dict[tuple, IkeSa] = {}  # (SPIi, host) -> SA, for the SA's life
         self.half_open: set[IkeSa] = set()
         self.half_open_by_ip: Counter = Counter()
         self.children_by_spi: dict[int, object] = {}
@@ -117,6 +117,10 @@ class Gateway:
     # -- input ----------------------------------------------------------------------------
 
     def receive(self, data: bytes, src: Endpoint, dst: Endpoint, now: float) -> list:
+        if len(data) > self.rt.settings.max_packet:
+            # strongSwan reads at most charon.max_packet bytes and discards longer datagrams
+            self._drop(f"{len(data)} byte datagram from {src} exceeds max_packet {self.rt.settings.max_packet}")
+            return self._flush()
         try:
             header = decode_header(data)
         except DecodeError as exc:
@@ -137,7 +141,7 @@ class Gateway:
                                   NotifyType.INVALID_SYNTAX, b"", src, dst)
             return self._flush()
         if msg.exchange == ExchangeType.IKE_SA_INIT and not msg.response and msg.spi_r == ZERO_SPI:
-            sa = self.init_index.get((msg.spi_i, src.host, src.port))
+            sa = self.init_index.get((msg.spi_i, src.host))
             if sa is not None:
                 sa.receive(data, msg, src, dst, now)
             else:
@@ -208,10 +212,10 @@ class Gateway:
         spi_r = self._new_spi()
         sa = IkeSa(self, msg.spi_i, spi_r, dst, src, conns, now)
         self.sas[spi_r] = sa
-        self.init_index[(msg.spi_i, src.host, src.port)] = sa
+        self.init_index[(msg.spi_i, src.host)] = sa
         self.half_open.add(sa)
         self.half_open_by_ip[src.host] += 1
-        sa.init_key = (msg.spi_i, src.host, src.port)
+        sa.init_key = (msg.spi_i, src.host)
         mgr.log(15, "created IKE_SA (unnamed)[%d] for %s", sa.unique_id, src)
         sa.receive(data, msg, src, dst, now)
         if sa.state != DEAD:
@@ -240,12 +244,14 @@ class Gateway:
             self.half_open_by_ip[host] -= 1
             if self.half_open_by_ip[host] <= 0:
                 del self.half_open_by_ip[host]
-        key = sa.init_key
-        if key is not None and self.init_index.get(key) is sa:
-            del self.init_index[key]
 
     def remove(self, sa: IkeSa) -> None:
         self.half_open_done(sa)
+        # the IKE_SA_INIT index lives as long as the SA (strongSwan's init hash table): a
+        # replayed IKE_SA_INIT of an established SA reaches it and is ignored there
+        key = sa.init_key
+        if key is not None and self.init_index.get(key) is sa:
+            del self.init_index[key]
         if self.sas.get(sa.spi_r) is sa:
             del self.sas[sa.spi_r]
 

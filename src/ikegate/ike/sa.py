@@ -112,7 +112,7 @@ class IkeSa:
         self.created = self.now = self.last_in = self.last_out = now
         self.established_at: float | None = None
         self.candidate_conns = candidate_conns
-        self.init_key: tuple | None = None  # (SPIi, host, port) in the gateway's init index
+        self.init_key: tuple | None = None  # (SPIi, host) in the gateway's IKE_SA_INIT index
         self.init_conn = None
         self.conn = None
         self.credentials = None

@@ -60,8 +60,9 @@ class IkeInit(Task):
             exchange_ = group.generate()
             shared = exchange_.compute(ke.data)
         except InvalidKeyExchange as exc:
+            # as strongSwan's ike_init.c build_r: an unusable KE value is NO_PROPOSAL_CHOSEN
             sa.log.info("applying DH public value failed: %s", exc)
-            raise Abort(NotifyType.INVALID_SYNTAX, reason="invalid KE payload") from None
+            raise Abort(NotifyType.NO_PROPOSAL_CHOSEN, reason="invalid KE payload") from None
         except CryptoError as exc:
             sa.log.info("key exchange %s failed: %s", _group_name(chosen.dh_group), exc)
             raise Abort(NotifyType.NO_PROPOSAL_CHOSEN, reason=str(exc)) from None

@@ -23,7 +23,8 @@ class IkeVendor(Task):
         for vid in ex.get_all(PayloadType.VENDOR_ID):
             name = KNOWN_VENDOR_IDS.get(bytes(vid.data))
             if name is None:
-                self.sa.log.info("received unknown vendor ID: %s", vid.data.hex(":"))
+                shown = vid.data[:32].hex(":") + ("..." if len(vid.data) > 32 else "")
+                self.sa.log.info("received unknown vendor ID: %s", shown)
             else:
                 self.sa.log.info("received %s vendor ID", name)
                 if name.startswith("MS"):
