@@ -69,17 +69,29 @@ class CharonFormatter(logging.Formatter):
         return text
 
 
+class _SyslogFormatter(logging.Formatter):
+    """``ikegate[pid]: 00[IKE] message``: charon's syslog look (journald adds the time)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = CharonFormatter().format(record)
+        return f"ikegate[{record.process}]: {line.split(' ', 3)[3]}"
+
+
 def configure(charondebug: dict[str, int] | None = None, *, stream=None, syslog: bool = False) -> None:
     """Set per-subsystem levels from a parsed ``charondebug`` and install one handler."""
     root = logging.getLogger("ikegate")
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    handler: logging.Handler | None = None
     if syslog:
         from logging.handlers import SysLogHandler
 
-        handler: logging.Handler = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_DAEMON)
-        handler.setFormatter(logging.Formatter("ikegate[%(process)d]: %(message)s"))
-    else:
+        try:
+            handler = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_DAEMON)
+            handler.setFormatter(_SyslogFormatter())
+        except OSError:
+            handler = None  # no syslog daemon here: stderr rather than silence
+    if handler is None:
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(CharonFormatter())
     root.addHandler(handler)

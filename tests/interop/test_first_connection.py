@@ -210,3 +210,20 @@ def test_sigterm_deletes_every_sa(topology, seed_setup, ikegate_gateway, strongs
     client.wait_log(r"received DELETE for IKE_SA gw\[\d+\]", timeout=10)
     assert client.list_sas() == []
     assert "Traceback" not in gateway.log_text()
+
+
+def test_ecdsa_server_and_ntlm_user(topology, tmp_path, ikegate_gateway, strongswan_client_factory):
+    """An ECDSA server certificate (RFC 7427 signature with the strongSwan client) and a
+    user whose secret is stored as an NT hash (NTLM 0x...) instead of plaintext."""
+    from ikegate.pki.example import write_example
+
+    layout = write_example(tmp_path / "ecdsa", key_type="ecdsa", users={"carol": "s3cret-pw"}, ntlm_users=["carol"])
+    assert "s3cret-pw" not in (tmp_path / "ecdsa" / "ipsec.d/secrets/myvpn").read_text()
+    gateway = ikegate_gateway(topology.gateway, layout.directory)
+    client = strongswan_client_factory(topology.clients[0], topology.gateway.v4[0], ca_certs=[layout.root_cert],
+                                       eap_id="carol", password="s3cret-pw")
+    ok, out = client.initiate(timeout=20)
+    assert ok, out
+    assert "ECDSA" in client.log_text() or "ecdsa" in client.log_text().lower()
+    (sa,) = ikegate_status(gateway)["sas"]
+    assert sa["remote"]["eap_id"] == "carol"
