@@ -65,6 +65,11 @@ class Gateway:
         return out
 
     def schedule(self, sa: IkeSa, when: float) -> None:
+        """Make sure ``sa.tick`` runs at ``when`` (one heap entry per SA and deadline: an
+        entry due earlier already makes the SA recompute its next deadline)."""
+        if sa.timer_at is not None and sa.timer_at <= when:
+            return
+        sa.timer_at = when
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, sa))
 
@@ -158,7 +163,9 @@ class Gateway:
         self._rotate_cookie_secret(now)
         seen = set()
         while self._timers and self._timers[0][0] <= now:
-            _, _, sa = heapq.heappop(self._timers)
+            when, _, sa = heapq.heappop(self._timers)
+            if sa.timer_at == when:
+                sa.timer_at = None
             if sa.state == DEAD or id(sa) in seen:
                 continue
             seen.add(id(sa))

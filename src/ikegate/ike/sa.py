@@ -113,6 +113,7 @@ class IkeSa:
         self.established_at: float | None = None
         self.candidate_conns = candidate_conns
         self.init_key: tuple | None = None  # (SPIi, host) in the gateway's IKE_SA_INIT index
+        self.timer_at: float | None = None  # our entry in the gateway's timer heap
         self.init_conn = None
         self.conn = None
         self.credentials = None
@@ -193,6 +194,13 @@ class IkeSa:
         self.now = now
         if self.state == DEAD or self.closing:
             return
+        self._receive(raw, msg, src, dst)
+        if self.state != DEAD:
+            nxt = self.next_timer()
+            if nxt is not None:
+                self.gw.schedule(self, nxt)
+
+    def _receive(self, raw: bytes, msg: Message, src: Endpoint, dst: Endpoint) -> None:
         if msg.response:
             self._receive_response(raw, msg, src, dst)
             return
@@ -214,7 +222,7 @@ class IkeSa:
             payloads = self._open(raw, msg)
             if payloads is None:
                 return
-        self.last_in = now
+        self.last_in = self.now
         self._follow_peer(src, dst, msg)
         self._handle_request(msg, payloads, raw, src, dst)
 
