@@ -316,6 +316,10 @@ class _ConnBuilder:
         if self._get("aggressive", False):
             out.error(self._setting("aggressive"), "aggressive=yes is IKEv1 Aggressive Mode, which is "
                       "not supported (ikegate speaks IKEv2 only)")
+        if self._get("dpdaction", "none") == "restart":
+            out.error(self._setting("dpdaction"), "dpdaction=restart would re-initiate toward a dead "
+                      "client, but ikegate only responds to clients; use dpdaction=clear (delete the SAs, "
+                      "run down-client, take the lease offline) or dpdaction=none")
         if self._get("mediation", False):
             out.error(self._setting("mediation"), "mediation=yes (IKEv2 mediation extension) is not "
                       "supported")

@@ -98,6 +98,10 @@ class _Reassembly:
     first_inner: int = 0
     pieces: dict = None
     size: int = 0
+    started: float = 0.0
+
+
+REASSEMBLY_TIMEOUT = 30.0  # a fragmented message must be complete within this time
 
 
 class IkeSa:
@@ -264,8 +268,12 @@ class IkeSa:
             self.log.info("fragment %d/%d out of bounds, ignored", frag.fragment_number, frag.total_fragments)
             return None
         r = self.reassembly
+        if r is not None and self.now - r.started > REASSEMBLY_TIMEOUT:
+            self.log.info("fragments of message %d not complete after %ds, dropped", r.message_id,
+                          int(REASSEMBLY_TIMEOUT))
+            r = None
         if r is None or r.message_id != msg.message_id or r.total != frag.total_fragments:
-            r = self.reassembly = _Reassembly(msg.message_id, frag.total_fragments, pieces={})
+            r = self.reassembly = _Reassembly(msg.message_id, frag.total_fragments, pieces={}, started=self.now)
         if frag.fragment_number in r.pieces:
             return None
         piece = open_sealed(raw, self.sk_in)  # IntegrityError handled by the caller
