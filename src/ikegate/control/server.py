@@ -29,7 +29,9 @@ def _status(daemon, request: dict) -> dict:
                 if c is not None:
                     child.update(bytes_in=c.bytes_in, bytes_out=c.bytes_out, packets_in=c.packets_in,
                                  packets_out=c.packets_out)
-    return {"ok": True, "sas": sas, "dataplane": daemon.dataplane.name}
+    stats = getattr(daemon.dataplane, "stats", None)
+    return {"ok": True, "sas": sas, "dataplane": daemon.dataplane.name,
+            "dataplane_stats": stats() if stats is not None else {}}
 
 
 COMMANDS = {"status": _status}

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pidfile", help="write the process id here (default RUN_DIR/ikegate.pid)")
     parser.add_argument("--dataplane", choices=("none", "userspace", "auto"), default="auto",
                         help="how ESP is carried (default: userspace where /dev/net/tun exists)")
+    from ikegate.dataplane.userspace import add_arguments as add_userspace_arguments
+
+    add_userspace_arguments(parser)
     parser.add_argument("--ike-port", type=int, default=500, help=argparse.SUPPRESS)
     parser.add_argument("--natt-port", type=int, default=4500, help=argparse.SUPPRESS)
 
@@ -58,7 +61,7 @@ def run(args) -> int:
     runtime = build_runtime(config, args.confdir)
     if not runtime.conns:
         log.info("no connection to serve (auto=add) in %s/ipsec.conf", args.confdir)
-    daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=make_dataplane(args.dataplane),
+    daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=make_dataplane(args.dataplane, args),
                     ports=(args.ike_port, args.natt_port), pidfile=args.pidfile)
     try:
         return asyncio.run(daemon.serve())
@@ -66,18 +69,14 @@ def run(args) -> int:
         return 0
 
 
-def make_dataplane(choice: str):
+def make_dataplane(choice: str, args=None):
+    """``userspace`` (ESP in Python through a TUN device), ``none`` (records SAs, carries
+    nothing), or ``auto``: userspace where /dev/net/tun exists."""
     from ikegate.dataplane.recording import RecordingDataPlane
+    from ikegate.dataplane.userspace import UserspaceDataPlane
 
-    if choice in ("userspace", "auto"):
-        try:
-            from ikegate.dataplane.userspace import UserspaceDataPlane
-        except ImportError:
-            if choice == "userspace":
-                raise
-            return RecordingDataPlane()
-        if choice == "userspace" or os.path.exists("/dev/net/tun"):
-            return UserspaceDataPlane()
+    if choice == "userspace" or (choice == "auto" and os.path.exists("/dev/net/tun")):
+        return UserspaceDataPlane.from_args(args) if args is not None else UserspaceDataPlane()
     return RecordingDataPlane()
 
 

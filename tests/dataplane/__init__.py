@@ -1,0 +1,1 @@
+"""Tests of the userspace ESP data plane (ikegate.dataplane)."""
