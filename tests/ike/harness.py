@@ -71,8 +71,8 @@ class Network:
         """The datagrams waiting for ``client``'s IKE SA (and forget them); two clients
         may share an address and port (a reauthentication, a NAT)."""
         waiting = self.mailbox.get(client.local, [])
-        mine = [d for d in waiting if d[:8] == client.spi_i]
-        self.mailbox[client.local] = [d for d in waiting if d[:8] != client.spi_i]
+        mine = [d for d in waiting if client.owns(d)]
+        self.mailbox[client.local] = [d for d in waiting if not client.owns(d)]
         return mine
 
     def deliver_pending(self, client: Initiator) -> list[Received]:
@@ -111,10 +111,13 @@ class Network:
     def events_of(self, kind) -> list:
         return [e for e in self.events if isinstance(e, kind)]
 
-    def sa_of(self, client: Initiator):
-        """The gateway's IKE SA for ``client`` (by SPIs), or None."""
-        sa = self.gateway.sas.get(client.spi_r)
-        return sa if sa is not None and sa.spi_i == client.spi_i else None
+    def sa_of(self, client: Initiator, ike=None):
+        """The gateway's IKE SA for ``client``'s IKE SA in use (or ``ike``, one of its
+        :class:`IkeSaState`), by SPIs, or None."""
+        ike = ike or client.ike
+        ours = ike.spi_r if ike.initiator else ike.spi_i
+        sa = self.gateway.sas.get(ours)
+        return sa if sa is not None and (sa.spi_i, sa.spi_r) == (ike.spi_i, ike.spi_r) else None
 
     def status(self) -> list[dict]:
         return self.gateway.status(self.now)

@@ -38,7 +38,7 @@ import ipaddress
 import re
 import secrets
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 from cryptography import x509
@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ikegate.config.proposals import default_proposals, proposal_from_string
 from ikegate.crypto.dh import get_group
-from ikegate.crypto.keys import ChildKeys, IkeKeys, derive_child_keys, derive_ike_keys, prf_plus
+from ikegate.crypto.keys import ChildKeys, IkeKeys, derive_child_keys, derive_ike_keys, derive_ike_rekey_keys, prf_plus
 from ikegate.crypto.mschap import (
     eap_mschapv2_msk,
     generate_authenticator_response,
@@ -108,6 +108,7 @@ from ikegate.wire.payloads import (
 
 __all__ = [
     "ChildSaKeys",
+    "IkeSaState",
     "Initiator",
     "InitiatorError",
     "MACOS",
@@ -286,6 +287,7 @@ class Received:
     message: Message
     payloads: list
     datagrams: list
+    ike: "IkeSaState | None" = None  # the IKE SA it came on
 
     @property
     def exchange(self) -> int:
@@ -340,9 +342,12 @@ class Received:
 
 @dataclass
 class ChildSaKeys:
-    """The CHILD SA as the initiator sees it.  ``spi_i`` is the SPI we offered (the
-    responder sends with it), ``spi_r`` the one the responder chose; ``keys.*_i`` protect
-    initiator-to-responder traffic (RFC 7296 2.17)."""
+    """A CHILD SA as the client sees it.  ``spi_i`` is the SPI the initiator of the
+    exchange that made it offered (the responder sends with it), ``spi_r`` the one the
+    responder chose; ``keys.*_i`` protect initiator-to-responder traffic (RFC 7296 2.17).
+    ``client_initiated`` is False for an SA the gateway made by rekeying: then the
+    gateway is the "i" side.  ``nonce_i``/``nonce_r`` are the exchange's nonces (for the
+    collision rule of RFC 7296 2.8.1)."""
 
     proposal: Proposal
     spi_i: int
@@ -350,6 +355,56 @@ class ChildSaKeys:
     keys: ChildKeys
     tsi: list
     tsr: list
+    client_initiated: bool = True
+    nonce_i: bytes = b""
+    nonce_r: bytes = b""
+
+    @property
+    def client_spi(self) -> int:
+        """The client's inbound SPI (what the gateway sends with)."""
+        return self.spi_i if self.client_initiated else self.spi_r
+
+    @property
+    def gateway_spi(self) -> int:
+        """The gateway's inbound SPI (what the client sends with)."""
+        return self.spi_r if self.client_initiated else self.spi_i
+
+    @property
+    def client_out(self) -> tuple[bytes, bytes]:
+        """(encryption, integrity) keys of client-to-gateway traffic."""
+        k = self.keys
+        return (k.encr_i, k.integ_i) if self.client_initiated else (k.encr_r, k.integ_r)
+
+    @property
+    def gateway_out(self) -> tuple[bytes, bytes]:
+        k = self.keys
+        return (k.encr_r, k.integ_r) if self.client_initiated else (k.encr_i, k.integ_i)
+
+
+@dataclass
+class IkeSaState:
+    """One IKE SA of the client: SPIs, keys and message IDs of its own requests.
+    ``initiator`` is whether the client is the SA's original initiator (sets the I flag,
+    uses SK_ei/SK_ai outbound): true for the SA it set up and those it made by rekeying,
+    false for one the gateway made by rekeying (RFC 7296 2.18)."""
+
+    spi_i: bytes
+    spi_r: bytes
+    initiator: bool = True
+    proposal: Proposal | None = None
+    prf: Prf | None = None
+    keys: IkeKeys | None = field(default=None, repr=False)
+    sk_in: object = field(default=None, repr=False)
+    sk_out: object = field(default=None, repr=False)
+    nonce_i: bytes = b""  # of the exchange that made it
+    nonce_r: bytes = b""
+    next_mid: int = 0
+    pending_mid: int | None = None
+    last_request: list = field(default_factory=list, repr=False)
+
+    def owns(self, header: Message) -> bool:
+        return header.spi_i == self.spi_i and ZERO_SPI in (self.spi_r, header.spi_r) or (
+            header.spi_i == self.spi_i and header.spi_r == self.spi_r)
 
 
 # ---------------------------------------------------------------------------- the EAP peer
@@ -469,9 +524,10 @@ class Initiator:
         self.esp_proposals = parse_proposals(profile.esp, ProtocolId.ESP)
         self.ke_group = profile.ke_group or self.ike_proposals[0].dh_group
         self.eap_peer = MschapV2Peer(profile.eap_identity, user, password, give_up=give_up)
+        # the IKE SA in use, and older ones still answering (after rekeys)
+        self.ike = IkeSaState(spi_i=secrets.token_bytes(8), spi_r=ZERO_SPI)
+        self.retired: list[IkeSaState] = []
         # IKE_SA_INIT state
-        self.spi_i = secrets.token_bytes(8)
-        self.spi_r = ZERO_SPI
         self.nonce_i = secrets.token_bytes(NONCE_SIZE)
         self.nonce_r = b""
         self.cookie: bytes | None = None
@@ -479,11 +535,7 @@ class Initiator:
         self._dh_group: int | None = None
         self.init_request = b""
         self.init_response = b""
-        # keys and what the responder announced
-        self.proposal: Proposal | None = None
-        self.prf: Prf | None = None
-        self.keys: IkeKeys | None = None
-        self.sk_in = self.sk_out = None
+        # what the responder announced
         self.peer_fragmentation = False
         self.peer_hash_algorithms: list[int] | None = None
         self.peer_certreq: list[bytes] = []
@@ -502,10 +554,12 @@ class Initiator:
         self.vips: list[str] = []
         self.dns: list[str] = []
         self.cp_reply: list[CpAttribute] = []
-        # message IDs and what went over the wire
-        self.next_mid = 0
-        self.pending_mid: int | None = None
-        self.last_request: list[bytes] = []
+        # rekeys in flight (CREATE_CHILD_SA requests of ours); nonces a test imposes, in
+        # order, on our next CREATE_CHILD_SA requests and answers (to decide collisions)
+        self.forced_nonces: list[bytes] = []
+        self._rekey_dh = None
+        self._ike_rekey: tuple | None = None  # (new SPI, nonce, proposals) of our IKE rekey
+        # what went over the wire
         self.received: list[Received] = []
         self.requests: list[Received] = []
         self._fragments: dict[int, bytes] = {}
@@ -513,6 +567,32 @@ class Initiator:
         self._fragments_first = 0
         self._fragments_mid = -1
         self._fragment_datagrams: list[bytes] = []
+
+    # -- the IKE SA in use (delegated to :attr:`ike`) ------------------------------------------
+
+    def _delegate(name: str):  # noqa: N805 - a property factory used in the class body
+        return property(lambda self: getattr(self.ike, name), lambda self, value: setattr(self.ike, name, value))
+
+    spi_i = _delegate("spi_i")
+    spi_r = _delegate("spi_r")
+    proposal = _delegate("proposal")
+    prf = _delegate("prf")
+    keys = _delegate("keys")
+    sk_in = _delegate("sk_in")
+    sk_out = _delegate("sk_out")
+    next_mid = _delegate("next_mid")
+    pending_mid = _delegate("pending_mid")
+    last_request = _delegate("last_request")
+    del _delegate
+
+    @property
+    def ike_sas(self) -> list[IkeSaState]:
+        """Every IKE SA the client still knows, the one in use first."""
+        return [self.ike, *self.retired]
+
+    def owns(self, data: bytes) -> bool:
+        """Is this datagram for one of our IKE SAs?"""
+        return any(data[:8] == ike.spi_i for ike in self.ike_sas)
 
     # -- convenience ------------------------------------------------------------------------
 
@@ -741,7 +821,8 @@ class Initiator:
             elif attr.type == CfgAttr.INTERNAL_IP6_DNS:
                 self.dns.append(str(ipaddress.IPv6Address(attr.value)))
 
-    def _child_response(self, rec: Received, nonce_i: bytes | None = None, nonce_r: bytes | None = None) -> None:
+    def _child_response(self, rec: Received, nonce_i: bytes | None = None, nonce_r: bytes | None = None,
+                        shared: bytes | None = None) -> None:
         sa = rec.get(PayloadType.SA)
         if sa is None:
             return
@@ -750,8 +831,8 @@ class Initiator:
         chosen = Proposal.from_wire(sa.proposals[0])
         encr = get_encr(*chosen.encr_alg)
         integ = None if encr.aead else get_integ(chosen.integ_alg)
-        keys = derive_child_keys(self.prf, self.keys.sk_d, nonce_i or self.nonce_i, nonce_r or self.nonce_r,
-                                 encr, integ)
+        nonce_i, nonce_r = nonce_i or self.nonce_i, nonce_r or self.nonce_r
+        keys = derive_child_keys(self.prf, self.keys.sk_d, nonce_i, nonce_r, encr, integ, shared=shared)
         self.child = ChildSaKeys(
             proposal=chosen,
             spi_i=struct.unpack(">I", self.child_spi)[0],
@@ -759,6 +840,8 @@ class Initiator:
             keys=keys,
             tsi=list(rec.get(PayloadType.TSi).selectors),
             tsr=list(rec.get(PayloadType.TSr).selectors),
+            nonce_i=nonce_i,
+            nonce_r=nonce_r,
         )
 
     def keymat(self, length: int) -> bytes:
@@ -770,62 +853,181 @@ class Initiator:
     def informational(self, payloads: Iterable = ()) -> list[bytes]:
         return self.request(ExchangeType.INFORMATIONAL, list(payloads))
 
-    def delete_ike(self) -> list[bytes]:
-        return self.informational([DeletePayload(protocol=ProtocolId.IKE)])
+    def delete_ike(self, ike: IkeSaState | None = None) -> list[bytes]:
+        """Delete of an IKE SA: the one in use, or ``ike`` (an old one after a rekey)."""
+        return self.request(ExchangeType.INFORMATIONAL, [DeletePayload(protocol=ProtocolId.IKE)], ike=ike)
 
     def delete_child(self, spis: Iterable[bytes] | None = None) -> list[bytes]:
         """Delete of our inbound SPIs (the ones we offered; RFC 7296 3.11)."""
         spis = list(spis) if spis is not None else [self.child_spi]
         return self.informational([DeletePayload(protocol=ProtocolId.ESP, spi_size=4, spis=spis)])
 
-    def create_child_sa(self, *, rekey: bool = True) -> list[bytes]:
-        """A CHILD SA rekey (N(REKEY_SA) SA Ni TSi TSr, RFC 7296 1.3.3) or a new CHILD SA."""
+    def create_child_sa(self, *, rekey: bool = True, ke_group: int | None = None) -> list[bytes]:
+        """A CHILD SA rekey (N(REKEY_SA) SA Ni [KEi] TSi TSr, RFC 7296 1.3.3) or a new
+        CHILD SA; ``ke_group`` adds a KE payload (PFS) of that group."""
         payloads: list = []
         if rekey:
             payloads.append(NotifyPayload(notify_type=NotifyType.REKEY_SA, protocol=ProtocolId.ESP,
                                           spi=self.child_spi))
         self.child_spi = secrets.token_bytes(4)
-        self._child_nonce = secrets.token_bytes(NONCE_SIZE)
-        payloads += [self.child_sa_payload(), NoncePayload(data=self._child_nonce),
-                     self.ts_payload(self.profile.tsi), self.ts_payload(self.profile.tsr, responder=True)]
+        self._child_nonce = self._fresh_nonce()
+        payloads += [self.child_sa_payload(), NoncePayload(data=self._child_nonce)]
+        self._rekey_dh = None
+        if ke_group is not None:
+            self._rekey_dh = get_group(ke_group).generate()
+            payloads.append(KePayload(group=ke_group, data=self._rekey_dh.public))
+        payloads += [self.ts_payload(self.profile.tsi), self.ts_payload(self.profile.tsr, responder=True)]
         return self.request(ExchangeType.CREATE_CHILD_SA, payloads)
 
+    def rekey_ike(self, *, ke_group: int | None = None) -> list[bytes]:
+        """Our rekey of the IKE SA in use (RFC 7296 1.3.2): SA (our IKE proposals with a
+        new SPI) Ni KEi.  On the answer the new SA is in use (:attr:`ike`) and the old one
+        in :attr:`retired`, to be deleted with ``delete_ike(old)``."""
+        group = ke_group or self.proposal.dh_group
+        spi = secrets.token_bytes(8)
+        nonce = self._fresh_nonce()
+        self._rekey_dh = get_group(group).generate()
+        self._ike_rekey = (spi, nonce)
+        proposals = [prop.to_wire(number=n, spi=spi) for n, prop in enumerate(self.ike_proposals, 1)]
+        return self.request(ExchangeType.CREATE_CHILD_SA, [SaPayload(proposals=proposals), NoncePayload(data=nonce),
+                                                           KePayload(group=group, data=self._rekey_dh.public)])
+
+    def _fresh_nonce(self) -> bytes:
+        return self.forced_nonces.pop(0) if self.forced_nonces else secrets.token_bytes(NONCE_SIZE)
+
+    def _ike_rekey_response(self, rec: Received) -> None:
+        """SKEYSEED = prf_old(SK_d_old, g^ir | Ni | Nr), keys over Ni | Nr | SPIi | SPIr
+        of the new SA (RFC 7296 2.18); the new SA goes into use, the old one is retired."""
+        spi, nonce = self._ike_rekey
+        self._ike_rekey = None
+        sa, ke, nonce_r = rec.get(PayloadType.SA), rec.get(PayloadType.KE), rec.get(PayloadType.NONCE)
+        if sa is None or ke is None or nonce_r is None or len(sa.proposals) != 1 or len(sa.proposals[0].spi) != 8:
+            raise InitiatorError(f"IKE rekey response without one proposal, an SPI, KE and nonce: {rec}")
+        chosen = Proposal.from_wire(sa.proposals[0])
+        shared = self._rekey_dh.compute(ke.data)
+        self._adopt_ike(rec.ike, chosen, shared, nonce, nonce_r.data, spi, chosen.spi, initiator=True)
+
+    def _adopt_ike(self, old: IkeSaState, chosen: Proposal, shared: bytes, nonce_i: bytes, nonce_r: bytes,
+                   spi_i: bytes, spi_r: bytes, *, initiator: bool) -> IkeSaState:
+        """The IKE SA made by rekeying ``old`` goes into use; the one in use is retired."""
+        encr = get_encr(*chosen.encr_alg)
+        integ = None if encr.aead else get_integ(chosen.integ_alg)
+        prf = get_prf(chosen.prf_alg)
+        _, keys = derive_ike_rekey_keys(old.prf, old.keys.sk_d, prf, encr, integ, shared, nonce_i, nonce_r,
+                                        spi_i, spi_r)
+        sk_in, sk_out = make_sk_ciphers(chosen, keys, initiator=initiator)
+        new = IkeSaState(spi_i=spi_i, spi_r=spi_r, initiator=initiator, proposal=chosen, prf=prf, keys=keys,
+                         sk_in=sk_in, sk_out=sk_out, nonce_i=nonce_i, nonce_r=nonce_r)
+        self.retired.insert(0, self.ike)
+        self.ike = new
+        return new
+
     def answer(self, request: Received, payloads: Iterable = ()) -> list[bytes]:
-        """Our response to a request the gateway sent (a DPD, a Delete)."""
-        header = Message(self.spi_i, self.spi_r, request.exchange, request.message_id, initiator=True,
+        """Our response to a request the gateway sent (a DPD, a Delete), on the IKE SA it
+        came on."""
+        ike = request.ike or self.ike
+        header = Message(ike.spi_i, ike.spi_r, request.exchange, request.message_id, initiator=ike.initiator,
                          response=True)
-        return [encode_encrypted(header, list(payloads), self.sk_out)]
+        return [encode_encrypted(header, list(payloads), ike.sk_out)]
+
+    def answer_create_child_sa(self, request: Received, *, error: int | None = None,
+                               error_data: bytes = b"") -> list[bytes]:
+        """Answer the gateway's CREATE_CHILD_SA request as a responder (RFC 7296 1.3.2,
+        1.3.3): pick from its proposal with our own ``esp``/``ike`` proposals (the
+        gateway's algorithm order), INVALID_KE_PAYLOAD if its KE is not of the group that
+        picks, else our SPI, Nr, [KEr] (and TSi/TSr for a CHILD SA) with the keys derived
+        here.  A CHILD SA answered becomes :attr:`child` (the old one joins
+        :attr:`old_children`); an IKE SA becomes :attr:`ike` (the old one
+        :attr:`retired`).  ``error`` answers with that notify instead."""
+        ike = request.ike or self.ike
+        if error is not None:
+            return self.answer(request, [NotifyPayload(notify_type=error, data=error_data)])
+        sa, nonce, ke = request.get(PayloadType.SA), request.get(PayloadType.NONCE), request.get(PayloadType.KE)
+        if sa is None or nonce is None or len(sa.proposals) < 1:
+            raise InitiatorError(f"CREATE_CHILD_SA request without SA and nonce: {request}")
+        ike_rekey = sa.proposals[0].protocol == ProtocolId.IKE
+        mine = self.ike_proposals if ike_rekey else self.esp_proposals
+        chosen = None
+        for offered in (Proposal.from_wire(p) for p in sa.proposals):
+            for own in mine:
+                chosen = offered.select(own)
+                if chosen is not None:
+                    break
+            if chosen is not None:
+                break
+        if chosen is None:
+            return self.answer(request, [NotifyPayload(notify_type=NotifyType.NO_PROPOSAL_CHOSEN)])
+        group = chosen.dh_group
+        if group is not None and (ke is None or ke.group != group):
+            return self.answer(request, [NotifyPayload(notify_type=NotifyType.INVALID_KE_PAYLOAD,
+                                                       data=struct.pack(">H", group))])
+        if group is None and ke is not None and not ike_rekey:
+            raise InitiatorError(f"KE payload without a key exchange in the chosen proposal: {request}")
+        shared, reply_ke = None, []
+        if group is not None:
+            dh = get_group(group).generate()
+            shared = dh.compute(ke.data)
+            reply_ke = [KePayload(group=group, data=dh.public)]
+        my_nonce = self._fresh_nonce()
+        if ike_rekey:
+            my_spi = secrets.token_bytes(8)
+            payloads = [SaPayload(proposals=[chosen.to_wire(spi=my_spi)]), NoncePayload(data=my_nonce), *reply_ke]
+            response = self.answer(request, payloads)
+            self._adopt_ike(ike, chosen, shared, nonce.data, my_nonce, chosen.spi, my_spi, initiator=False)
+            return response
+        rekey = request.notify(NotifyType.REKEY_SA)
+        tsi, tsr = request.get(PayloadType.TSi), request.get(PayloadType.TSr)
+        if rekey is None or tsi is None or tsr is None:
+            raise InitiatorError(f"CHILD SA request without REKEY_SA, TSi or TSr: {request}")
+        my_spi = secrets.token_bytes(4)
+        encr = get_encr(*chosen.encr_alg)
+        integ = None if encr.aead else get_integ(chosen.integ_alg)
+        keys = derive_child_keys(ike.prf, ike.keys.sk_d, nonce.data, my_nonce, encr, integ, shared=shared)
+        child = ChildSaKeys(proposal=chosen, spi_i=struct.unpack(">I", chosen.spi)[0],
+                            spi_r=struct.unpack(">I", my_spi)[0], keys=keys, tsi=list(tsi.selectors),
+                            tsr=list(tsr.selectors), client_initiated=False, nonce_i=nonce.data, nonce_r=my_nonce)
+        payloads = [SaPayload(proposals=[chosen.to_wire(spi=my_spi)]), NoncePayload(data=my_nonce), *reply_ke,
+                    tsi, tsr]
+        if self.child is not None:
+            self.old_children.append(self.child)
+        self.child = child
+        self.child_spi = my_spi
+        return self.answer(request, payloads)
 
     # -- sealing and sending ----------------------------------------------------------------------
 
-    def request(self, exchange: int, payloads: list, *, fragment_size: int | None = None) -> list[bytes]:
-        """Seal a request with the next message ID (window of one, RFC 7296 2.3)."""
-        datagrams = self.seal(exchange, payloads, message_id=self.next_mid, fragment_size=fragment_size)
-        self.pending_mid = self.next_mid
-        self.next_mid += 1
-        self.last_request = datagrams
+    def request(self, exchange: int, payloads: list, *, fragment_size: int | None = None,
+                ike: IkeSaState | None = None) -> list[bytes]:
+        """Seal a request with the next message ID (window of one, RFC 7296 2.3), on the
+        IKE SA in use or on ``ike``."""
+        ike = ike or self.ike
+        datagrams = self.seal(exchange, payloads, message_id=ike.next_mid, fragment_size=fragment_size, ike=ike)
+        ike.pending_mid = ike.next_mid
+        ike.next_mid += 1
+        ike.last_request = datagrams
         return datagrams
 
     def seal(self, exchange: int, payloads: list, *, message_id: int, fragment_size: int | None = None,
-             response: bool = False) -> list[bytes]:
+             response: bool = False, ike: IkeSaState | None = None) -> list[bytes]:
         """Encrypt without touching the message ID counter; split into Encrypted
         Fragments (RFC 7383 2.5) when the datagram would exceed ``fragment_size`` (or
         the profile's), which counts the whole IP datagram like charon.fragment_size."""
-        header = Message(self.spi_i, self.spi_r, exchange, message_id, initiator=True, response=response)
+        ike = ike or self.ike
+        header = Message(ike.spi_i, ike.spi_r, exchange, message_id, initiator=ike.initiator, response=response)
         limit = fragment_size or self.profile.fragment_size
         if limit:
             overhead = (20 if ":" not in self.remote.host else 40) + 8 + (4 if self.remote.port != 500 else 0)
             _, plain = encode_payloads(payloads)
-            if 28 + 4 + self.sk_out.overhead(len(plain)) + overhead > limit:
-                return encode_fragments(header, payloads, self.sk_out, limit, ip_overhead=overhead)
-        return [encode_encrypted(header, payloads, self.sk_out)]
+            if 28 + 4 + ike.sk_out.overhead(len(plain)) + overhead > limit:
+                return encode_fragments(header, payloads, ike.sk_out, limit, ip_overhead=overhead)
+        return [encode_encrypted(header, payloads, ike.sk_out)]
 
     def seal_raw(self, exchange: int, first_payload: int, plaintext: bytes, *,
                  message_id: int | None = None) -> list[bytes]:
         """An SK message around arbitrary plaintext (to send malformed inner payloads)."""
         mid = self.next_mid if message_id is None else message_id
         placeholder = SkPayload(first_inner=first_payload, body=bytes(self.sk_out.overhead(len(plaintext))))
-        header = Message(self.spi_i, self.spi_r, exchange, mid, initiator=True, response=False,
+        header = Message(self.spi_i, self.spi_r, exchange, mid, initiator=self.ike.initiator, response=False,
                          payloads=[placeholder])
         aad = encode_message(header)[:32]  # IKE header + SK generic header (RFC 7296 3.14)
         datagram = aad + self.sk_out.seal(aad, plaintext)
@@ -845,37 +1047,48 @@ class Initiator:
         """Take one datagram from the responder; the decoded message once complete
         (None for a fragment still waiting for the others or a stray response)."""
         header = decode_header(data)
-        if header.spi_i != self.spi_i:
-            raise InitiatorError(f"datagram for IKE SA {header.spi_i.hex()} reached {self}")
+        ike = next((st for st in self.ike_sas if st.owns(header)), None)
+        if ike is None:
+            raise InitiatorError(f"datagram for IKE SA {header.spi_i.hex()}_i {header.spi_r.hex()}_r reached {self}")
+        if header.exchange != ExchangeType.IKE_SA_INIT and header.initiator == ike.initiator:
+            raise InitiatorError(f"I flag {header.initiator} on a message from the gateway, IKE SA {ike}")
         msg = decode_message(data)
         if msg.exchange == ExchangeType.IKE_SA_INIT:
-            rec = Received(msg, list(msg.payloads), [data])
+            rec = Received(msg, list(msg.payloads), [data], ike)
             self.received.append(rec)
             if msg.response:
                 self._init_response(rec, data)
             return rec
-        if msg.response and msg.message_id != self.pending_mid:
+        if msg.response and msg.message_id != ike.pending_mid:
             return None
-        payloads = self._open(data, msg)
+        payloads = self._open(data, msg, ike)
         if payloads is None:
             return None
         fragmented = isinstance(msg.sealed, SkfPayload) and msg.sealed.total_fragments > 1
-        rec = Received(msg, payloads, list(self._fragment_datagrams) if fragmented else [data])
+        rec = Received(msg, payloads, list(self._fragment_datagrams) if fragmented else [data], ike)
         self.received.append(rec)
         if not msg.response:
             self.requests.append(rec)
             return rec
-        self.pending_mid = None
+        ike.pending_mid = None
+        sa = rec.get(PayloadType.SA)
         if msg.exchange == ExchangeType.IKE_AUTH:
             self._auth_response(rec)
-        elif msg.exchange == ExchangeType.CREATE_CHILD_SA and rec.get(PayloadType.SA) is not None:
-            # KEYMAT = prf+(SK_d, Ni | Nr) with this exchange's nonces (no PFS here)
+        elif msg.exchange == ExchangeType.CREATE_CHILD_SA and self._ike_rekey is not None:
+            if sa is not None:
+                self._ike_rekey_response(rec)
+            self._ike_rekey = None
+        elif msg.exchange == ExchangeType.CREATE_CHILD_SA and sa is not None:
+            # KEYMAT = prf+(SK_d, [g^ir] | Ni | Nr) with this exchange's nonces
             if self.child is not None:
                 self.old_children.append(self.child)
-            self._child_response(rec, self._child_nonce, rec.get(PayloadType.NONCE).data)
+            ke = rec.get(PayloadType.KE)
+            shared = self._rekey_dh.compute(ke.data) if self._rekey_dh is not None and ke is not None else None
+            self._child_response(rec, self._child_nonce, rec.get(PayloadType.NONCE).data, shared)
         return rec
 
-    def _open(self, data: bytes, msg: Message) -> list | None:
+    def _open(self, data: bytes, msg: Message, ike: IkeSaState | None = None) -> list | None:
+        ike = ike or self.ike
         sealed = msg.sealed
         if sealed is None:
             return list(msg.payloads)  # unencrypted error notify
@@ -883,7 +1096,7 @@ class Initiator:
             if msg.message_id != self._fragments_mid:
                 self._fragments, self._fragment_datagrams = {}, []
                 self._fragments_mid, self._fragments_total = msg.message_id, sealed.total_fragments
-            self._fragments[sealed.fragment_number] = open_sealed(data, self.sk_in)
+            self._fragments[sealed.fragment_number] = open_sealed(data, ike.sk_in)
             self._fragment_datagrams.append(data)
             if sealed.fragment_number == 1:
                 self._fragments_first = sealed.first_inner
@@ -892,7 +1105,7 @@ class Initiator:
             plain = b"".join(self._fragments[i] for i in range(1, self._fragments_total + 1))
             self._fragments_mid = -1
             return decode_payloads(self._fragments_first, plain)
-        return decrypt_message(data, msg, self.sk_in)
+        return decrypt_message(data, msg, ike.sk_in)
 
     # -- whole exchanges over a transport -------------------------------------------------------------
 

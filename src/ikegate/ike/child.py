@@ -1,4 +1,24 @@
-"""A CHILD SA as the IKE side knows it: proposal, SPIs, keys, selectors, life."""
+"""A CHILD SA as the IKE side knows it: proposal, SPIs, keys, selectors, life.
+
+``initiator`` says who started the exchange that created the SA (RFC 7296 2.17): the
+"i" keys protect the traffic from that exchange's initiator.  The CHILD SAs of IKE_AUTH
+and of the client's CREATE_CHILD_SA requests were initiated by the peer, so our inbound
+keys are the "i" ones; a CHILD SA made by the gateway's own rekey has them the other
+way round.
+
+States (strongSwan's child_sa_state_t, reduced to what a responder gateway needs):
+
+- ``installed``: in use;
+- ``rekeying``: our CREATE_CHILD_SA rekeying it is in flight (``rekey_task``);
+- ``rekeyed``: a successor exists, the SA waits for its Delete (``superseded``);
+- ``deleting``: our INFORMATIONAL Delete of it is in flight;
+- ``deleted``: Deletes exchanged; the inbound SA stays installed until
+  ``linger_until`` for packets still on the way (``charon.delete_rekeyed_delay``).
+
+``superseded`` marks an SA replaced by a rekey (or the redundant SA of a collision):
+its removal is ``ChildSaDown(replaced=True)``, no updown.  ``rekey_at``/``expire_at``
+are the soft and hard lifetimes (tasks/lifetimes.py), None for never.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +40,18 @@ class ChildSa:
     local_ts: tuple = ()
     remote_ts: tuple = ()
     created: float = 0.0
-    state: str = "installed"  # installed | rekeyed | deleting
+    initiator: bool = False  # we initiated the exchange that created it
+    state: str = "installed"  # installed | rekeying | rekeyed | deleting | deleted
+    superseded: bool = False
     info: ChildSaInfo | None = None
+    rekey_at: float | None = None
+    expire_at: float | None = None
+    linger_until: float | None = None
+    rekey_task: object = field(default=None, repr=False)  # tasks.child_rekey_initiator.ChildRekey
 
     @classmethod
     def create(cls, sa, proposal: Proposal, spi_in: int, spi_out: int, keys, local_ts, remote_ts,
-               reqid: int | None = None) -> "ChildSa":
+               reqid: int | None = None, *, initiator: bool = False) -> "ChildSa":
         gw = sa.gw
         child = cls(
             unique_id=gw.next_child_id(),
@@ -37,12 +63,25 @@ class ChildSa:
             local_ts=local_ts,
             remote_ts=remote_ts,
             created=sa.now,
+            initiator=initiator,
         )
         child.info = child.make_info(sa)
         return child
 
+    @property
+    def in_use(self) -> bool:
+        """Installed and neither replaced nor on its way out: may be rekeyed."""
+        return self.state == "installed" and not self.superseded
+
     def make_info(self, sa) -> ChildSaInfo:
         alg, bits = self.proposal.encr_alg
+        keys = self.keys
+        if self.initiator:  # our outbound traffic is the exchange initiator's: the "i" keys
+            key_in = (keys.encr_r, keys.integ_r)
+            key_out = (keys.encr_i, keys.integ_i)
+        else:
+            key_in = (keys.encr_i, keys.integ_i)
+            key_out = (keys.encr_r, keys.integ_r)
         return ChildSaInfo(
             ike_unique_id=sa.unique_id,
             child_unique_id=self.unique_id,
@@ -54,10 +93,10 @@ class ChildSa:
             encr_id=alg,
             encr_key_bits=bits,
             integ_id=self.proposal.integ_alg,
-            key_in_encr=self.keys.encr_i,
-            key_in_integ=self.keys.integ_i,
-            key_out_encr=self.keys.encr_r,
-            key_out_integ=self.keys.integ_r,
+            key_in_encr=key_in[0],
+            key_in_integ=key_in[1],
+            key_out_encr=key_out[0],
+            key_out_integ=key_out[1],
             esn=self.proposal.esn_enabled,
             local=sa.local,
             remote=sa.remote,
@@ -70,8 +109,8 @@ class ChildSa:
             eap_id=sa.eap_id,
         )
 
-    def describe(self) -> dict:
-        return {
+    def describe(self, now: float | None = None) -> dict:
+        result = {
             "id": self.unique_id,
             "reqid": self.reqid,
             "state": self.state.upper(),
@@ -82,3 +121,7 @@ class ChildSa:
             "remote_ts": [str(t) for t in self.remote_ts],
             "encap": bool(self.info and self.info.udp_encap),
         }
+        if now is not None:
+            result["rekey_in"] = round(self.rekey_at - now, 1) if self.rekey_at is not None else None
+            result["expires_in"] = round(self.expire_at - now, 1) if self.expire_at is not None else None
+        return result

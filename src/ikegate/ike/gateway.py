@@ -3,7 +3,9 @@ front of them.
 
 ``receive(data, src, dst, now)`` takes one IKE datagram (non-ESP marker already
 stripped) and ``tick(now)`` the clock; both return what to do: :class:`Send` datagrams
-and SA events.  Tables: established and half-open SAs by our SPI, half-open SAs by the
+and SA events.  Tables: established and half-open SAs by our SPI (SPIr of the SAs
+clients set up, SPIi of those we made by rekeying: a message's I flag says which of
+its SPIs is ours), half-open SAs by the
 initiator's SPI and address for the SA's life (to recognise a retransmitted or replayed IKE_SA_INIT).  In front of
 them: COOKIEs (RFC 7296 2.6) once half-open SAs pass ``charon.cookie_threshold`` in
 total or ``cookie_threshold_ip`` from one address, and a hard per-address block
@@ -36,7 +38,8 @@ REPLACE_DELAY = 10.0  # strongSwan delays deleting a duplicate that may be a rea
 class Gateway:
     def __init__(self, runtime, *, now: float = 0.0) -> None:
         self.rt = runtime
-        self.sas: dict[bytes, IkeSa] = {}  # by our (responder) SPI
+        self.sas: dict[bytes, IkeSa] = {}  # by our SPI (IkeSa.my_spi)
+        self.reserved_spis: set[bytes] = set()  # ours in IKE rekeys still in flight
         self.init_index: dict[tuple, IkeSa] = {}  # (SPIi, host) -> SA, for the SA's life
         self.half_open: set[IkeSa] = set()
         self.half_open_by_ip: Counter = Counter()
@@ -97,6 +100,11 @@ class Gateway:
                 self.children_by_spi[spi] = None  # reserved until registered
                 return spi
 
+    def release_child_spi(self, spi: int) -> None:
+        """Give back an SPI from :meth:`allocate_child_spi` that no CHILD SA uses."""
+        if spi in self.children_by_spi and self.children_by_spi[spi] is None:
+            del self.children_by_spi[spi]
+
     def register_child(self, sa: IkeSa, child) -> None:
         self.children_by_spi[child.spi_in] = child
         self.sa_of_child[child.spi_in] = sa
@@ -152,8 +160,10 @@ class Gateway:
             else:
                 self._new_sa(data, msg, src, dst, now)
             return self._flush()
-        sa = self.sas.get(msg.spi_r)
-        if sa is None or sa.spi_i != msg.spi_i:
+        # the I flag marks the original initiator's messages: then our SPI is SPIr
+        ours, theirs = (msg.spi_r, msg.spi_i) if msg.initiator else (msg.spi_i, msg.spi_r)
+        sa = self.sas.get(ours)
+        if sa is None or sa.peer_spi != theirs or sa.original_initiator == msg.initiator:
             self._drop(f"{describe(msg)} from {src} for unknown IKE SA {msg.spi_i.hex()}_i {msg.spi_r.hex()}_r")
             return self._flush()
         sa.receive(data, msg, src, dst, now)
@@ -229,15 +239,33 @@ class Gateway:
             self.schedule(sa, sa.next_timer() or now + settings.half_open_timeout)
 
     def new_rekeyed_sa(self, old: IkeSa, *, spi_i: bytes) -> IkeSa:
-        """A fresh IKE SA (our new SPI) to take over from ``old`` after an IKE rekey."""
+        """A fresh IKE SA (our new SPI) to take over from ``old`` after the peer's IKE rekey."""
         new = IkeSa(self, spi_i, self._new_spi(), old.local, old.remote, old.candidate_conns, old.now)
         self.sas[new.spi_r] = new
         return new
 
+    def new_initiated_sa(self, old: IkeSa, *, spi_i: bytes, spi_r: bytes) -> IkeSa:
+        """The IKE SA our own rekey of ``old`` made: SPIi (ours, from :meth:`reserve_spi`)
+        and the peer's SPIr; we are its original initiator."""
+        new = IkeSa(self, spi_i, spi_r, old.local, old.remote, old.candidate_conns, old.now,
+                    original_initiator=True)
+        self.reserved_spis.discard(spi_i)
+        self.sas[spi_i] = new
+        return new
+
+    def reserve_spi(self) -> bytes:
+        """An SPI of ours for an IKE rekey we start (kept from others until used or released)."""
+        spi = self._new_spi()
+        self.reserved_spis.add(spi)
+        return spi
+
+    def release_spi(self, spi: bytes) -> None:
+        self.reserved_spis.discard(spi)
+
     def _new_spi(self) -> bytes:
         while True:
             spi = self.rt.random(8)
-            if spi != ZERO_SPI and spi not in self.sas:
+            if spi != ZERO_SPI and spi not in self.sas and spi not in self.reserved_spis:
                 return spi
 
     def candidate_conns(self, local: Endpoint, remote: Endpoint) -> list:
@@ -259,8 +287,8 @@ class Gateway:
         key = sa.init_key
         if key is not None and self.init_index.get(key) is sa:
             del self.init_index[key]
-        if self.sas.get(sa.spi_r) is sa:
-            del self.sas[sa.spi_r]
+        if self.sas.get(sa.my_spi) is sa:
+            del self.sas[sa.my_spi]
 
     # -- cookies (RFC 7296 2.6) ------------------------------------------------------------------
 

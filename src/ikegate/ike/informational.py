@@ -5,7 +5,13 @@
   EAP method on its side): answered, then the half-open SA goes.
 - Delete of the IKE SA: answered empty, then the SA and its CHILD SAs go.
 - Delete of CHILD SAs: the payload lists the peer's inbound SPIs (our outbound ones);
-  we answer with a Delete of our inbound SPIs of the same CHILD SAs.
+  we answer with a Delete of our inbound SPIs of the same CHILD SAs.  As strongSwan's
+  child_delete.c: an SA we are deleting ourselves is left out of the answer (our own
+  Delete finishes it), one whose Deletes were exchanged is ignored; deleting an SA our
+  rekey is in flight for, or the redundant SA of a rekey collision, is reported to
+  that rekey (tasks/child_rekey_initiator.py).
+- Delete of the IKE SA while our IKE rekey is in flight: a new SA the peer made by
+  rekeying meanwhile takes over first (tasks/ike_rekey_initiator.py).
 - CREATE_CHILD_SA: rekeying of the IKE SA (tasks/ike_rekey.py) or of a CHILD SA, or a
   new CHILD SA (tasks/child_rekey.py).
 """
@@ -24,6 +30,8 @@ def handle(sa, ex: Exchange) -> None:
     for delete in deletes:
         if delete.protocol == ProtocolId.IKE:
             sa.log.info("received DELETE for IKE_SA %s[%d]", sa.name, sa.unique_id)
+            if sa.ike_rekey is not None:
+                sa.ike_rekey.peer_deleted()
             ex.fatal_after_send = True
             sa.down_reason = "deleted by peer"
             ex.response.clear()
@@ -37,6 +45,14 @@ def handle(sa, ex: Exchange) -> None:
                 if child is None:
                     sa.log.info("received DELETE for unknown %s CHILD_SA with SPI %s", ProtocolId(delete.protocol).name, spi.hex())
                     continue
+                sa.log.info("received DELETE for %s CHILD_SA with SPI %s", ProtocolId(delete.protocol).name, spi.hex())
+                if child.state in ("deleting", "deleted"):
+                    continue  # our own Delete of it is in flight or done
+                if child.rekey_task is not None:
+                    child.rekey_task.peer_deleted()
+                for task in list(sa.child_rekeys):
+                    if task.redundant_deleted(child):
+                        child.superseded = True
                 ours.append(struct.pack(">I", child.spi_in))
                 sa.remove_child(child, "deleted by peer")
             if ours:

@@ -28,8 +28,10 @@ from ikegate.ike.events import (
     Send,
 )
 from ikegate.ike.exchange import Abort, Drop, Exchange
+from ikegate.ike.tasks import lifetimes
 from ikegate.ike.tasks.child_create import ChildCreate
 from ikegate.ike.tasks.ike_auth import IkeAuth
+from ikegate.ike.tasks.ike_auth_lifetime import IkeAuthLifetime
 from ikegate.ike.tasks.ike_cert import IkeCertPost, IkeCertPre
 from ikegate.ike.tasks.ike_config import IkeConfig
 from ikegate.ike.tasks.ike_init import IkeInit
@@ -105,12 +107,18 @@ REASSEMBLY_TIMEOUT = 30.0  # a fragmented message must be complete within this t
 
 
 class IkeSa:
+    """One IKE SA.  ``original_initiator`` (RFC 7296 2.2, 2.18) is False for every SA a
+    client set up and for SAs the client made by rekeying; it is True for an SA the
+    gateway made by its own rekey: then SPIi is ours, our messages carry the I flag and
+    the SK keys are the initiator's."""
+
     def __init__(self, gw, spi_i: bytes, spi_r: bytes, local: Endpoint, remote: Endpoint,
-                 candidate_conns: list, now: float) -> None:
+                 candidate_conns: list, now: float, *, original_initiator: bool = False) -> None:
         self.gw = gw
         self.rt = gw.rt
         self.unique_id = gw.next_ike_id()
         self.spi_i, self.spi_r = spi_i, spi_r
+        self.original_initiator = original_initiator
         self.local, self.remote = local, remote
         self.state = CONNECTING
         self.created = self.now = self.last_in = self.last_out = now
@@ -152,7 +160,9 @@ class IkeSa:
         self.own_signature_exchange: int | None = None
         self._just_established = False
         self.tasks = [IkeVendor(self), IkeInit(self), IkeNatd(self), IkeCertPre(self), IkeAuth(self),
-                      IkeCertPost(self), IkeConfig(self), ChildCreate(self), IkeMobike(self)]  # fmt: skip
+                      IkeCertPost(self), IkeConfig(self), ChildCreate(self),
+                      IkeAuthLifetime(self),  # before MOBIKE's notifies, as strongSwan encodes them
+                      IkeMobike(self)]  # fmt: skip
         # message IDs: requests from the peer
         self.expected_mid = 0
         self.last_response: list[bytes] | None = None
@@ -166,6 +176,13 @@ class IkeSa:
         self.queue: deque = deque()
         self.delete_at: float | None = None
         self.down_reason = ""
+        # lifetimes (tasks/lifetimes.py) and our IKE rekey in flight (tasks/ike_rekey_initiator.py)
+        self.rekey_at: float | None = None
+        self.reauth_at: float | None = None
+        self.reauth_noted = False
+        self.expire_at: float | None = None
+        self.ike_rekey = None
+        self.child_rekeys: set = set()  # our CHILD rekeys in flight (tasks/child_rekey_initiator.py)
         self.log = SaLogger(get_logger("ike"), self)
         self.log_cfg = SaLogger(get_logger("cfg"), self)
 
@@ -179,6 +196,15 @@ class IkeSa:
     @property
     def log_tag(self) -> str:
         return f"{self.name}|{self.unique_id}"
+
+    @property
+    def my_spi(self) -> bytes:
+        """Our SPI: the gateway's table key."""
+        return self.spi_i if self.original_initiator else self.spi_r
+
+    @property
+    def peer_spi(self) -> bytes:
+        return self.spi_r if self.original_initiator else self.spi_i
 
     @property
     def udp_encap(self) -> bool:
@@ -332,6 +358,9 @@ class IkeSa:
             elif msg.exchange == ExchangeType.INFORMATIONAL:
                 informational.handle(self, ex)
             elif msg.exchange == ExchangeType.CREATE_CHILD_SA:
+                if self.state in (REKEYED, DELETING):
+                    raise Abort(NotifyType.TEMPORARY_FAILURE, fatal=False,
+                                reason="IKE_SA is rekeyed or being deleted")
                 if self.state != ESTABLISHED:
                     raise Drop("CREATE_CHILD_SA before the IKE SA is established")
                 informational.create_child_sa(self, ex)
@@ -376,7 +405,8 @@ class IkeSa:
         return None
 
     def _respond(self, ex: Exchange) -> None:
-        header = Message(self.spi_i, self.spi_r, ex.exchange, ex.message_id, initiator=False, response=True)
+        header = Message(self.spi_i, self.spi_r, ex.exchange, ex.message_id, initiator=self.original_initiator,
+                         response=True)
         if ex.exchange != ExchangeType.IKE_SA_INIT:
             ex.response.sort(key=_rank)
         try:
@@ -456,12 +486,14 @@ class IkeSa:
             "IKE_SA %s[%d] established between %s[%s]...%s[%s]%s",
             self.name, self.unique_id, self.local.host, self.local_id, self.remote.host, self.remote_id, eap,
         )
+        lifetimes.ike_established(self)
 
     # -- children --------------------------------------------------------------------------
 
     def add_child(self, child: ChildSa, rekey_of: ChildSa | None = None) -> None:
         self.children[child.spi_in] = child
         self.gw.register_child(self, child)
+        lifetimes.child_installed(self, child)
         self.log.info(
             "CHILD_SA %s{%d} established with SPIs %08x_i %08x_o and TS %s === %s",
             self.name, child.unique_id, child.spi_in, child.spi_out,
@@ -482,36 +514,58 @@ class IkeSa:
         self.gw.unregister_child(child)
         self.log.info("CHILD_SA %s{%d} closed: %s", self.name, child.unique_id, reason)
         if child.info is not None and self.state in (ESTABLISHED, DELETING):
-            self.emit(ChildSaDown(child.info, reason, replaced=child.state == "rekeyed"))
+            self.emit(ChildSaDown(child.info, reason, replaced=child.superseded))
 
     # -- IKE rekeying ----------------------------------------------------------------------------
 
     _INHERITED = ("init_conn", "conn", "credentials", "local_id", "remote_id", "remote_id_payload", "eap_id",
                   "peer_frag", "peer_hash_algs", "peer_redirect", "peer_natt", "nat_local", "nat_remote",
-                  "nat_faked", "peer_mobike", "mobike", "peer_is_windows", "vips")
+                  "nat_faked", "peer_mobike", "mobike", "peer_is_windows")
 
-    def hand_over(self, new: "IkeSa", *, grace: float) -> None:
-        """Move identities, leases and CHILD SAs to the IKE SA that replaces this one."""
+    def inherit_identity(self, new: "IkeSa") -> None:
+        """Give an IKE SA made by rekeying this one our conn, identities and what the peer
+        announced (not the leases nor the CHILD SAs: :meth:`hand_over` moves those)."""
         for name in self._INHERITED:
             setattr(new, name, getattr(self, name))
         new.tasks = []
         new.auth_done = True
+
+    def hand_over(self, new: "IkeSa", *, grace: float | None) -> None:
+        """Move identities, leases and CHILD SAs to the IKE SA that replaces this one.
+        With ``grace`` this SA waits that long for the peer's Delete (the peer rekeyed);
+        without, the caller deletes it (we rekeyed)."""
+        self.inherit_identity(new)
+        new.vips = self.vips
         new.state = ESTABLISHED
         new.created = new.established_at = new.last_in = self.now
+        new.delete_at = None
         new.children = self.children
         for child in new.children.values():
             child.info.ike_unique_id = new.unique_id
             self.gw.register_child(new, child)
         self.children, self.vips = {}, []
         self.state = REKEYED
-        self.delete_at = self.now + grace
-        self.gw.schedule(self, self.delete_at)
+        if grace is not None:
+            self.delete_at = self.now + grace
+            self.gw.schedule(self, self.delete_at)
         self.log.info("IKE_SA %s[%d] rekeyed to %s[%d] (%s_i %s_r)", self.name, self.unique_id, new.name,
                       new.unique_id, new.spi_i.hex(), new.spi_r.hex())
         self.emit(IkeSaRekeyed(self.unique_id, new.unique_id))
+        lifetimes.ike_established(new, inherit_from=self)
+        self.rekey_at = self.reauth_at = self.expire_at = None
         nxt = new.next_timer()
         if nxt is not None:
             self.gw.schedule(new, nxt)
+
+    def mark_redundant(self, timeout: float | None) -> None:
+        """This SA, made by a rekey collision, will not be used: it waits (at most
+        ``timeout``) for a Delete, carrying no CHILD SAs and no leases."""
+        self.state = REKEYED
+        self.auth_done = True
+        self.tasks = []
+        self.delete_at = self.now + timeout if timeout is not None else None
+        if self.delete_at is not None:
+            self.gw.schedule(self, self.delete_at)
 
     # -- our own requests -----------------------------------------------------------------------
 
@@ -520,7 +574,8 @@ class IkeSa:
         if self.pending is not None:
             self.queue.append((exchange, payloads, on_response, retransmit))
             return
-        header = Message(self.spi_i, self.spi_r, exchange, self.mid_out, initiator=False, response=False)
+        header = Message(self.spi_i, self.spi_r, exchange, self.mid_out, initiator=self.original_initiator,
+                         response=False)
         datagrams = self._seal(header, payloads, self.local, self.remote)
         self.log.info("generating %s", describe(header, payloads))
         delays = self.rt.settings.retransmit_delays()
@@ -565,6 +620,8 @@ class IkeSa:
                 times.append(dpd)
             if self.nat_local:
                 times.append(self.last_out + self.rt.settings.keep_alive)
+        if self.state in (ESTABLISHED, REKEYED):
+            times += lifetimes.deadlines(self)
         return min(times) if times else None
 
     # -- liveness -----------------------------------------------------------------------------
@@ -619,6 +676,9 @@ class IkeSa:
             self.delete_at = None
             self.initiate_delete("replaced by a newer IKE SA")
             return
+        lifetimes.run_due(self, now)
+        if self.state == DEAD:
+            return
         self._liveness(now)
         pending = self.pending
         if pending is not None and pending.next_at <= now:
@@ -666,10 +726,20 @@ class IkeSa:
         self.state = DEAD
         self.pending = None
         self.held = None
+        self._release_reserved()
         if was_up:
             self.log.info("IKE_SA %s[%d] state change: ESTABLISHED => DESTROYING (%s)", self.name, self.unique_id, reason)
             self.emit(IkeSaDown(self.unique_id, self.name, reason))
         self.gw.remove(self)
+
+    def _release_reserved(self) -> None:
+        """SPIs reserved by our rekeys still in flight go back to the gateway."""
+        if self.ike_rekey is not None:
+            self.gw.release_spi(self.ike_rekey.spi)
+            self.ike_rekey = None
+        for task in self.child_rekeys:
+            self.gw.release_child_spi(task.spi_in)
+        self.child_rekeys.clear()
 
     # -- status --------------------------------------------------------------------------------
 
@@ -693,8 +763,15 @@ class IkeSa:
             "virtual_ips": list(self.vips),
             "age": round(now - self.created, 1),
             "established_for": round(now - self.established_at, 1) if self.established_at is not None else None,
-            "children": [c.describe() for c in self.children.values()],
+            "rekey_in": _until(self.rekey_at, now),
+            "reauth_in": _until(self.reauth_at, now),
+            "expires_in": _until(self.expire_at, now),
+            "children": [c.describe(now) for c in self.children.values()],
         }
+
+
+def _until(when: float | None, now: float) -> float | None:
+    return round(when - now, 1) if when is not None else None
 
 
 def _xname(exchange: int) -> str:

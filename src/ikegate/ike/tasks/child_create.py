@@ -119,6 +119,10 @@ def build_child(sa, ex: Exchange, offer: SaPayload, tsi: list[Selector], tsr: li
     ex.add(TsPayload(selectors=[s.to_wire() for s in remote_ts], responder=False))
     ex.add(TsPayload(selectors=[s.to_wire() for s in local_ts], responder=True))
     if rekeyed is not None:
-        rekeyed.state = "rekeyed"
+        rekeyed.superseded = True
+        if rekeyed.rekey_task is not None:  # our own rekey of it is in flight: a collision
+            rekeyed.rekey_task.collide(child, nonce_i, nonce_r)
+        else:
+            rekeyed.state = "rekeyed"
     sa.add_child(child, rekey_of=rekeyed)
     return child

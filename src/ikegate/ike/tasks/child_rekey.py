@@ -8,6 +8,11 @@ additional CHILD SAs (1.3.1); strongSwan's child_rekey.c / child_create.c.
 - With a KE payload the DH group of the chosen ESP proposal must be the KE's, else
   INVALID_KE_PAYLOAD names the group we want; KEYMAT then includes the new g^ir.
 - Without REKEY_SA it is a new CHILD SA, narrowed like the first one.
+- While our own rekey of the IKE SA is in flight: TEMPORARY_FAILURE ("unable to create
+  CHILD_SA while rekeying IKE_SA"); an SA we are deleting: TEMPORARY_FAILURE; one whose
+  Deletes were exchanged (kept for late packets): CHILD_SA_NOT_FOUND.  If our own rekey
+  of the same CHILD SA is in flight both complete and the collision is resolved when our
+  answer arrives (tasks/child_rekey_initiator.py).
 """
 
 from __future__ import annotations
@@ -28,16 +33,21 @@ def process_child(sa, ex: Exchange, offer) -> None:
     if nonce is None or not 16 <= len(nonce.data) <= 256:
         raise Abort(NotifyType.INVALID_SYNTAX, fatal=False, reason="CREATE_CHILD_SA without a valid nonce")
     tsi, tsr = _selectors(ex.get(PayloadType.TSi)), _selectors(ex.get(PayloadType.TSr))
+    if sa.ike_rekey is not None:
+        raise Abort(NotifyType.TEMPORARY_FAILURE, fatal=False, reason="unable to create CHILD_SA while rekeying IKE_SA")
     old = None
     rekey = ex.notify(NotifyType.REKEY_SA)
     if rekey is not None:
         if rekey.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(rekey.spi) != 4:
             raise Abort(NotifyType.INVALID_SYNTAX, fatal=False, reason="malformed REKEY_SA notify")
         old = sa.child_by_spi_out(struct.unpack(">I", rekey.spi)[0])
-        if old is None:
+        if old is None or old.state == "deleted":
             sa.log.info("CHILD_SA %s to rekey not found", rekey.spi.hex())
             ex.add_notify(NotifyType.CHILD_SA_NOT_FOUND, protocol=rekey.protocol, spi=rekey.spi)
             return
+        if old.state == "deleting":
+            raise Abort(NotifyType.TEMPORARY_FAILURE, fatal=False,
+                        reason="unable to rekey, we are deleting the CHILD_SA")
         sa.log.info("rekeying CHILD_SA %s{%d}", sa.name, old.unique_id)
     offered = [Proposal.from_wire(p) for p in offer.proposals if p.protocol == ProtocolId.ESP]
     prefer = sa.rt.settings.prefer_configured_proposals

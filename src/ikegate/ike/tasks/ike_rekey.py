@@ -6,6 +6,11 @@ with our new SPI, nonce and KE; the new IKE SA gets SKEYSEED = prf_old(SK_d_old,
 g^ir | Ni | Nr) and fresh keys, message IDs start again at 0, and every CHILD SA, lease
 and identity moves over.  The old SA waits for the initiator's Delete (or goes quietly
 after a while): its CHILD SAs are no longer its own, so nothing is torn down with it.
+
+As strongSwan: TEMPORARY_FAILURE while one of our CHILD SA exchanges (rekey, delete)
+is in flight ("a child is half-open").  If our own IKE rekey is in flight the new SA is
+made and answered but not switched to: the collision is resolved when our answer
+arrives (tasks/ike_rekey_initiator.py).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ def process_ike_rekey(sa, ex: Exchange, offer: SaPayload) -> None:
     nonce, ke = ex.get(PayloadType.NONCE), ex.get(PayloadType.KE)
     if nonce is None or ke is None or not 16 <= len(nonce.data) <= 256:
         raise Abort(NotifyType.INVALID_SYNTAX, fatal=False, reason="IKE rekey without nonce or KE")
+    if any(c.rekey_task is not None or c.state == "deleting" for c in sa.children.values()):
+        sa.log.info("peer initiated rekeying, but a child is half-open")
+        raise Abort(NotifyType.TEMPORARY_FAILURE, fatal=False, reason="a CHILD_SA exchange is in flight")
     offered = [Proposal.from_wire(p) for p in offer.proposals if p.protocol == ProtocolId.IKE]
     chosen = select_proposal(sa.conn.ike, offered, prefer_configured=sa.rt.settings.prefer_configured_proposals)
     if chosen is None:
@@ -61,4 +69,11 @@ def process_ike_rekey(sa, ex: Exchange, offer: SaPayload) -> None:
     ex.add(SaPayload(proposals=[chosen.to_wire(spi=new.spi_r)]))
     ex.add(NoncePayload(data=nonce_r))
     ex.add(KePayload(group=chosen.dh_group, data=exchange.public))
+    if sa.ike_rekey is not None:  # ours is in flight: it decides which new SA stays
+        sa.inherit_identity(new)
+        sa.ike_rekey.collide(new, nonce.data, nonce_r)
+        nxt = new.next_timer()
+        if nxt is not None:
+            sa.gw.schedule(new, nxt)
+        return
     sa.hand_over(new, grace=REKEYED_SA_GRACE)
