@@ -101,6 +101,7 @@ class _Reassembly:
     pieces: dict = None
     size: int = 0
     started: float = 0.0
+    refused: bool = False  # over max_packet: later fragments of this message are ignored
 
 
 REASSEMBLY_TIMEOUT = 30.0  # a fragmented message must be complete within this time
@@ -300,12 +301,12 @@ class IkeSa:
             r = None
         if r is None or r.message_id != msg.message_id or r.total != frag.total_fragments:
             r = self.reassembly = _Reassembly(msg.message_id, frag.total_fragments, pieces={}, started=self.now)
-        if frag.fragment_number in r.pieces:
+        if r.refused or frag.fragment_number in r.pieces:
             return None
         piece = open_sealed(raw, self.sk_in)  # IntegrityError handled by the caller
         if r.size + len(piece) > settings.max_packet:
-            self.log.info("reassembled message would exceed %d bytes, dropping fragments", settings.max_packet)
-            self.reassembly = None
+            self.log.info("reassembled message would exceed %d bytes, dropping its fragments", settings.max_packet)
+            r.refused, r.pieces, r.size = True, {}, 0
             return None
         r.pieces[frag.fragment_number] = piece
         r.size += len(piece)
