@@ -36,6 +36,7 @@ class Settings:
     keep_alive: float = 20.0
     delete_rekeyed_delay: float = 5.0
     nonce_size: int = 32
+    rsa_pss: bool = False  # charon.rsa_pss: sign with RSASSA-PSS where RFC 7427 is used
     eap_failure_delay_cap: float = 5.0
 
     @classmethod
@@ -55,6 +56,7 @@ class Settings:
         s.prefer_configured_proposals = conf.get_bool(
             "charon.prefer_configured_proposals", s.prefer_configured_proposals
         )
+        s.rsa_pss = conf.get_bool("charon.rsa_pss", s.rsa_pss)
         return s
 
     def retransmit_delays(self) -> list[float]:

@@ -233,6 +233,10 @@ class IkeAuth(Task):
         sa.authenticated(ex)
         return True
 
+    def _wants_pss(self) -> bool:
+        """RSASSA-PSS where asked: ``charon.rsa_pss = yes`` or an ``rsa/pss`` constraint in leftauth."""
+        return self.sa.rt.settings.rsa_pss or _pss_constraint(self.sa.conn.local)
+
     def _signature_auth(self) -> AuthPayload:
         sa = self.sa
         creds = sa.credentials
@@ -240,13 +244,19 @@ class IkeAuth(Task):
             sa.log.info("no private key found for '%s'", sa.local_id)
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="no server certificate/key")
         try:
-            method, hash_alg, pss = choose_signature_scheme(creds.key, sa.peer_hash_algs)
+            method, hash_alg, pss = choose_signature_scheme(creds.key, sa.peer_hash_algs, rsa_pss=self._wants_pss())
             data = sign_auth(creds.key, self._own_octets(), method, hash_alg, pss)
         except (PkiError, CryptoError) as exc:
             sa.log.info("signing our AUTH failed: %s", exc)
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="signature failed") from None
         sa.log.info("authentication of '%s' (myself) with %s successful", sa.local_id, _method_name(method, hash_alg))
         return AuthPayload(method=method, data=data)
+
+
+def _pss_constraint(end) -> bool:
+    """``leftauth=rsa/pss-sha256`` (or ``ike:rsa/pss-...``) asks for RSASSA-PSS signatures."""
+    auth = getattr(end, "auth", None)
+    return any(c.key == "rsa/pss" for c in getattr(auth, "signature_constraints", ()) or ())
 
 
 def _auth_method(end) -> str:
