@@ -41,6 +41,18 @@ import ipaddress
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ikegate.der import (
+    BIT_STRING,
+    OBJECT_IDENTIFIER,
+    SEQUENCE,
+    SET,
+    DerError,
+    decode_oid,
+    encode_oid,
+    encode_tlv,
+    read_tlvs,
+)
+
 # strongSwan's id_type_t (identification.h).  1, 2, 3, 5, 9, 10, 11 are the IKEv2 ID
 # types of the wire (ikegate.wire.constants.IdType); the others are private.
 ID_ANY = 0
@@ -80,10 +92,7 @@ MATCH_MAX_WILDCARDS = 2
 MATCH_ONE_WILDCARD = 19
 MATCH_PERFECT = 20
 
-# ASN.1 tags used in DNs
-_SEQUENCE = 0x30
-_SET = 0x31
-_OID = 0x06
+# ASN.1 string types used in DN values
 _UTF8STRING = 0x0C
 _PRINTABLESTRING = 0x13
 _IA5STRING = 0x16
@@ -187,91 +196,36 @@ _ANY_STRINGS = frozenset({"", "%any", "%any6", "0.0.0.0", "*", "::", "0::0"})
 
 
 # ---------------------------------------------------------------------------------
-# Minimal DER for distinguished names
+# Distinguished names in DER
 
 
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
-def _der(tag: int, value: bytes) -> bytes:
-    return bytes([tag]) + _der_length(len(value)) + value
-
-
-def _oid_encode(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    values = [arcs[0] * 40 + arcs[1], *arcs[2:]]
-    out = bytearray()
-    for value in values:
-        chunk = [value & 0x7F]
-        value >>= 7
-        while value:
-            chunk.append(0x80 | (value & 0x7F))
-            value >>= 7
-        out += bytes(reversed(chunk))
-    return bytes(out)
-
-
-def _oid_decode(body: bytes) -> str | None:
-    if not body or body[-1] & 0x80:
+def _oid_text(body: bytes) -> str | None:
+    """The dotted form of an OID's contents octets, or None if they are malformed."""
+    try:
+        return decode_oid(body)
+    except DerError:
         return None
-    arcs: list[int] = []
-    value = 0
-    for byte in body:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(str(a) for a in (first, arcs[0] - 40 * first, *arcs[1:]))
-
-
-def _der_split(data: bytes) -> list[tuple[int, bytes]] | None:
-    """Split a run of DER TLVs into (tag, value) pairs; None if malformed."""
-    items: list[tuple[int, bytes]] = []
-    pos = 0
-    while pos < len(data):
-        if len(data) - pos < 2:
-            return None
-        tag, first = data[pos], data[pos + 1]
-        pos += 2
-        if first < 0x80:
-            length = first
-        else:
-            count = first & 0x7F
-            if count == 0 or count > 4 or len(data) - pos < count:
-                return None
-            length = int.from_bytes(data[pos : pos + count], "big")
-            pos += count
-        if len(data) - pos < length:
-            return None
-        items.append((tag, data[pos : pos + length]))
-        pos += length
-    return items
 
 
 def dn_rdns(der: bytes) -> list[tuple[bytes, int, bytes]] | None:
     """The attributes of a DER DN in order as (OID body, string tag, value), or None
     if the DER is not a well-formed Name (strongSwan's ``is_valid_dn``)."""
-    outer = _der_split(der)
-    if outer is None or len(outer) != 1 or outer[0][0] != _SEQUENCE:
-        return None
-    sets = _der_split(outer[0][1])
-    if sets is None:
-        return None
     rdns: list[tuple[bytes, int, bytes]] = []
-    for set_tag, set_body in sets:
-        seqs = _der_split(set_body)
-        if set_tag != _SET or not seqs:
+    try:
+        outer = read_tlvs(der)
+        if len(outer) != 1 or outer[0][0] != SEQUENCE:
             return None
-        for seq_tag, seq_body in seqs:
-            parts = _der_split(seq_body)
-            if seq_tag != _SEQUENCE or parts is None or len(parts) != 2 or parts[0][0] != _OID:
+        for set_tag, set_body in read_tlvs(outer[0][1]):
+            seqs = read_tlvs(set_body)
+            if set_tag != SET or not seqs:
                 return None
-            rdns.append((parts[0][1], parts[1][0], parts[1][1]))
+            for seq_tag, seq_body in seqs:
+                parts = read_tlvs(seq_body)
+                if seq_tag != SEQUENCE or len(parts) != 2 or parts[0][0] != OBJECT_IDENTIFIER:
+                    return None
+                rdns.append((parts[0][1], parts[1][0], parts[1][1]))
+    except DerError:
+        return None
     return rdns
 
 
@@ -343,13 +297,13 @@ def _atodn(text: str) -> bytes | None:
                 if len(rdns) >= _RDN_MAX:
                     ok = False
                 else:
-                    rdns.append(_der(_SET, _der(_SEQUENCE, _der(_OID, _oid_encode(oid)) + _der(tag, value))))
+                    rdns.append(encode_tlv(SET, encode_tlv(SEQUENCE, encode_oid(oid) + encode_tlv(tag, value))))
                 state = "search_oid"
     if state == "read_oid":
         ok = False
     if not ok:
         return None
-    return _der(_SEQUENCE, b"".join(rdns))
+    return encode_tlv(SEQUENCE, b"".join(rdns))
 
 
 def _dn_to_text(der: bytes) -> str:
@@ -359,7 +313,7 @@ def _dn_to_text(der: bytes) -> str:
         return "(invalid ID_DER_ASN1_DN)"
     parts = []
     for oid_body, _tag, value in rdns:
-        dotted = _oid_decode(oid_body)
+        dotted = _oid_text(oid_body)
         name = _OID_PRINT_NAMES.get(dotted or "")
         if name is None:
             name = ":".join(f"{b:02x}" for b in oid_body)
@@ -370,7 +324,7 @@ def _dn_to_text(der: bytes) -> str:
 def _rdn_equals(oid: bytes, a_tag: int, a: bytes, b_tag: int, b: bytes) -> bool:
     """rdn_equals(): PrintableString and IA5 emailAddress values ignore case."""
     if a_tag == b_tag and (
-        a_tag == _PRINTABLESTRING or (a_tag == _IA5STRING and _oid_decode(oid) == _EMAIL_OID)
+        a_tag == _PRINTABLESTRING or (a_tag == _IA5STRING and _oid_text(oid) == _EMAIL_OID)
     ):
         return a.lower() == b.lower()
     return a == b
@@ -655,7 +609,7 @@ class Identity:
                 return (self.id_type, self.data)
             normal = []
             for oid, tag, value in rdns:
-                caseless = tag == _PRINTABLESTRING or (tag == _IA5STRING and _oid_decode(oid) == _EMAIL_OID)
+                caseless = tag == _PRINTABLESTRING or (tag == _IA5STRING and _oid_text(oid) == _EMAIL_OID)
                 normal.append((oid, value.lower() if caseless else value))
             return (self.id_type, tuple(normal))
         return (self.id_type, self.data)
@@ -766,11 +720,13 @@ class Identity:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         candidates.append(hashlib.sha1(spki).digest())
-        outer = _der_split(spki)
-        if outer and outer[0][0] == _SEQUENCE:
-            inner = _der_split(outer[0][1]) or []
-            if len(inner) == 2 and inner[1][0] == 0x03 and inner[1][1]:
-                candidates.append(hashlib.sha1(inner[1][1][1:]).digest())
+        try:
+            outer = read_tlvs(spki)
+            inner = read_tlvs(outer[0][1]) if outer and outer[0][0] == SEQUENCE else []
+        except DerError:
+            inner = []
+        if len(inner) == 2 and inner[1][0] == BIT_STRING and inner[1][1]:
+            candidates.append(hashlib.sha1(inner[1][1][1:]).digest())
         return self.data in candidates
 
 

@@ -1,9 +1,10 @@
 """Fixtures of the configuration tests: throwaway certificates and the seed confdir.
 
-The seed configuration is seed-config.md's ipsec.conf and ipsec.secrets, byte for byte,
-with the two absolute paths (server certificate, updown script) moved into the test's
-directory.  The certificate is a fresh self-signed RSA certificate made here with
-``cryptography`` (CN=vpn.example.org, SAN DNS:vpn.example.org).
+The seed configuration is seed-config.md's ipsec.conf and ipsec.secrets, byte for byte
+as ``ikegate.pki.example`` writes them (tests/pki/test_pki_example.py checks those
+against the seed document), with the absolute paths (server certificate and key, updown
+script) moved into the test's directory.  The certificate is a fresh self-signed RSA
+certificate made here with ``cryptography`` (CN=vpn.example.org, SAN DNS:vpn.example.org).
 """
 
 from __future__ import annotations
@@ -18,43 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-SEED_IPSEC_CONF = """\
-config setup
-    charondebug="cfg 2"
-    uniqueids=no
-
-conn myvpn
-    keyexchange=ikev2
-    auto=add
-    left=%any
-    leftsubnet=0.0.0.0/0,::/0
-    leftauth=pubkey
-    leftcert=/etc/ssl/private/vpn-server.crt
-    leftsendcert=always
-    right=%any
-    rightsourceip=192.0.2.0/24,2001:db8::/96
-    rightauth=eap-mschapv2
-    rightsendcert=never
-    rightdns=198.51.100.53,198.51.100.54,2001:db8:8000::53:1,2001:db8:8000::53:2
-    eap_identity=%any
-    leftupdown=/etc/strongswan.d/proxyndp.updown
-    dpdaction=clear
-    dpddelay=2400s
-    rekey=no
-    fragmentation=yes
-    ike=aes256-aes192-aes128-sha384-sha256-sha1-modp3072-modp2048-modp1536-modp1024!
-    esp=aes256-aes192-aes128-sha384-sha256-sha1!
-"""
-
-SEED_IPSEC_SECRETS = """\
-# SSL private key
-: RSA /etc/ssl/private/vpn-server.key
-# Clients' credentials (plaintext)
-user1 : EAP "password1"
-user2 : EAP "password2"
-# whitespace either side of the ':' is significant
-include ipsec.d/secrets/myvpn
-"""
+from ikegate.pki.example import seed_ipsec_conf, seed_ipsec_secrets
 
 #: ipsec.d/secrets/myvpn of the test seed: one more EAP user and one NTLM user (the
 #: NTLM value is an arbitrary well-formed 16-byte value, not a real password's hash).
@@ -131,11 +96,8 @@ def write_seed(confdir: Path, cert: CertKey) -> SeedDir:
     updown = confdir / "strongswan.d" / "proxyndp.updown"
     updown.parent.mkdir()
     updown.write_text("#!/bin/bash\n")
-    conf = SEED_IPSEC_CONF.replace("/etc/ssl/private/vpn-server.crt", str(cert_path))
-    conf = conf.replace("/etc/strongswan.d/proxyndp.updown", str(updown))
-    (confdir / "ipsec.conf").write_text(conf)
-    (confdir / "ipsec.secrets").write_text(SEED_IPSEC_SECRETS.replace("/etc/ssl/private/vpn-server.key",
-                                                                      str(key_path)))
+    (confdir / "ipsec.conf").write_text(seed_ipsec_conf(cert_path, updown))
+    (confdir / "ipsec.secrets").write_text(seed_ipsec_secrets(key_path))
     (confdir / "ipsec.d" / "secrets").mkdir(parents=True)
     (confdir / "ipsec.d" / "secrets" / "myvpn").write_text(MYVPN_SECRETS)
     (confdir / "ipsec.d" / "cacerts").mkdir()

@@ -10,7 +10,6 @@ kernel must acknowledge the whole run at once (it took it as one packet).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import socket
@@ -24,33 +23,15 @@ from scapy.packet import Raw, raw
 
 from ikegate.dataplane.gro import VNET_HDR_LEN, TunWriter
 from ikegate.dataplane.tun import open_tun
-from interop.netns import NETNS_DIR, Namespace, socket_in, unique_name
+from interop.netns import Namespace, call_in, socket_in, unique_name
 
-CLONE_NEWNET = 0x40000000
 SEGMENTS = 40
 SEGMENT = 1200
 
 
 def _tun_in(ns: Namespace, name: str) -> int:
     """A TUN device (with virtio-net header) created inside ``ns`` by a setns'd thread."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    result: dict = {}
-
-    def worker() -> None:
-        try:
-            with open(NETNS_DIR / ns.name, "rb") as f:
-                if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            result["fd"] = open_tun(name, vnet_hdr=True)[0]
-        except BaseException as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["fd"]
+    return call_in(ns, lambda: open_tun(name, vnet_hdr=True)[0])
 
 
 @pytest.fixture

@@ -63,6 +63,16 @@ def _failed(request) -> bool:
                for w in ("setup", "call"))
 
 
+def _stop_all(request, daemons: list, heading: Callable[[object], str]) -> None:
+    """Stop ``daemons`` (at teardown); if the test failed, print the tail of each one's
+    log under ``heading(daemon)``."""
+    failed = _failed(request)
+    for daemon in daemons:
+        daemon.stop()
+        if failed:
+            print(f"\n===== {heading(daemon)} (tail) =====\n{daemon.log_text()[-6000:]}", file=sys.stderr)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _sweep_stale_namespaces():
     if environment_problem() is None:
@@ -121,12 +131,7 @@ def strongswan_client_factory(request, tmp_path, seed_setup):
         return client.start() if start else client
 
     yield make
-    failed = _failed(request)
-    for client in made:
-        client.stop()
-        if failed:
-            print(f"\n===== {client.workdir.name} charon.log (tail) =====\n{client.log_text()[-6000:]}",
-                  file=sys.stderr)
+    _stop_all(request, made, lambda client: f"{client.workdir.name} charon.log")
 
 
 @pytest.fixture
@@ -144,12 +149,7 @@ def strongswan_server_factory(request, tmp_path, seed_setup):
         return server.start() if start else server
 
     yield make
-    failed = _failed(request)
-    for server in made:
-        server.stop()
-        if failed:
-            print(f"\n===== {server.workdir.name} charon.log (tail) =====\n{server.log_text()[-6000:]}",
-                  file=sys.stderr)
+    _stop_all(request, made, lambda server: f"{server.workdir.name} charon.log")
 
 
 @pytest.fixture
@@ -168,8 +168,4 @@ def ikegate_gateway(request, tmp_path):
         return gw.start(timeout=timeout)
 
     yield start
-    failed = _failed(request)
-    for gw in made:
-        gw.stop()
-        if failed:
-            print(f"\n===== {gw.run_dir.name} output (tail) =====\n{gw.log_text()[-6000:]}", file=sys.stderr)
+    _stop_all(request, made, lambda gw: f"{gw.run_dir.name} output")

@@ -8,6 +8,7 @@ directory; :meth:`IkegateGateway.stop` sends SIGTERM, then SIGKILL.
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -75,8 +76,25 @@ class IkegateGateway:
         except FileNotFoundError:
             return ""
 
+    def status(self) -> dict:
+        """What ``ikegate status --json`` prints for this gateway (run in its namespace)."""
+        out = self.ns.run([sys.executable, "-m", "ikegate", "status", "--json", "--run-dir", str(self.run_dir)])
+        return json.loads(out.stdout)
+
     def __enter__(self) -> "IkegateGateway":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1):
+    """Call ``predicate`` every ``interval`` seconds until it returns something true (returned)
+    or ``timeout`` seconds have passed (then its last value)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

@@ -24,7 +24,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 PREFIX = "ikg-"
 NETNS_DIR = Path("/run/netns")
@@ -256,13 +258,12 @@ def sweep(prefix: str = PREFIX) -> list[str]:
 CLONE_NEWNET = 0x40000000
 
 
-def socket_in(ns: Namespace, family: int, type_: int, proto: int = 0,
-              bind: tuple | None = None) -> socket.socket:
-    """Create (and optionally bind) a socket that lives in namespace ``ns``.
+def call_in(ns: Namespace, func: Callable[[], T]) -> T:
+    """``func()``, called by a helper thread that switched itself into namespace ``ns``
+    with setns(2) (which only affects the calling thread) and then exits.
 
-    A helper thread switches itself into the namespace with setns(2) (which only
-    affects the calling thread), creates the socket there and exits; the socket stays
-    in that namespace and can be used from any thread of the test process."""
+    For what is created in a namespace and then used from any thread of the test process
+    (sockets, TUN devices).  An exception of ``func`` (or of setns) is raised here."""
     libc = ctypes.CDLL(None, use_errno=True)
     result: dict = {}
 
@@ -272,11 +273,7 @@ def socket_in(ns: Namespace, family: int, type_: int, proto: int = 0,
                 if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
                     err = ctypes.get_errno()
                     raise OSError(err, os.strerror(err))
-            sock = socket.socket(family, type_, proto)
-            if bind is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(bind)
-            result["sock"] = sock
+            result["value"] = func()
         except BaseException as exc:  # re-raised in the caller
             result["error"] = exc
 
@@ -285,7 +282,22 @@ def socket_in(ns: Namespace, family: int, type_: int, proto: int = 0,
     thread.join()
     if "error" in result:
         raise result["error"]
-    return result["sock"]
+    return result["value"]
+
+
+def socket_in(ns: Namespace, family: int, type_: int, proto: int = 0,
+              bind: tuple | None = None) -> socket.socket:
+    """Create (and optionally bind) a socket that lives in namespace ``ns``
+    (:func:`call_in`); it can be used from any thread of the test process."""
+
+    def make() -> socket.socket:
+        sock = socket.socket(family, type_, proto)
+        if bind is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(bind)
+        return sock
+
+    return call_in(ns, make)
 
 
 class Capture:

@@ -7,7 +7,6 @@ EAP-MSCHAPv2) trusts only the root.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -15,11 +14,6 @@ import pytest
 
 from .seed import SEED_DNS
 from .strongswan import ClientConn
-
-
-def ikegate_status(gateway) -> dict:
-    out = gateway.ns.run([sys.executable, "-m", "ikegate", "status", "--json", "--run-dir", str(gateway.run_dir)])
-    return json.loads(out.stdout)
 
 
 @pytest.mark.parametrize("outer", ["ipv4", "ipv6"])
@@ -39,7 +33,7 @@ def test_seed_client_connects(topology, seed_setup, ikegate_gateway, strongswan_
     assert child["local-ts"] == ["192.0.2.1/32", "2001:db8::1/128"]
     assert child["remote-ts"] == ["0.0.0.0/0", "::/0"]
     assert sorted(client.dns_servers()) == sorted(SEED_DNS)
-    status = ikegate_status(gateway)
+    status = gateway.status()
     (sa,) = status["sas"]
     assert sa["state"] == "ESTABLISHED"
     assert sa["remote"]["eap_id"] == "user1"
@@ -106,7 +100,7 @@ def test_wrong_password_fails_while_other_client_connects(topology_factory, seed
     gateway_log_wait = time.monotonic() + 10
     while "peer reported AUTHENTICATION_FAILED" not in gateway.log_text() and time.monotonic() < gateway_log_wait:
         time.sleep(0.1)
-    assert all(sa["remote"]["eap_id"] != "user1" for sa in ikegate_status(gateway)["sas"])
+    assert all(sa["remote"]["eap_id"] != "user1" for sa in gateway.status()["sas"])
     (ike,) = good.list_sas()
     assert ike["state"] == "ESTABLISHED"
     log = gateway.log_text()
@@ -127,7 +121,7 @@ def test_esp_refused_keeps_ike_sa(topology, seed_setup, ikegate_gateway, strongs
     (ike,) = client.list_sas()
     assert ike["state"] == "ESTABLISHED"
     assert not ike.get("child-sas")
-    (sa,) = ikegate_status(gateway)["sas"]
+    (sa,) = gateway.status()["sas"]
     assert sa["state"] == "ESTABLISHED" and sa["children"] == []
 
 
@@ -181,7 +175,7 @@ def test_fifty_clients_distinct_leases_and_reconnect(topology_factory, tmp_path,
     v6 = [vips[1] for vips in first.values()]
     assert len(set(v4)) == n and len(set(v6)) == n
     assert all(a.startswith("192.0.2.") and a not in ("192.0.2.0", "192.0.2.255") for a in v4)
-    status = ikegate_status(gateway)
+    status = gateway.status()
     assert len(status["sas"]) == n
     assert {sa["remote"]["eap_id"] for sa in status["sas"]} == set(users)
 
@@ -189,9 +183,9 @@ def test_fifty_clients_distinct_leases_and_reconnect(topology_factory, tmp_path,
         ok, out = client.terminate(ike=conn.name)
         assert ok, out
     deadline = time.monotonic() + 10
-    while ikegate_status(gateway)["sas"] and time.monotonic() < deadline:
+    while gateway.status()["sas"] and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert ikegate_status(gateway)["sas"] == []
+    assert gateway.status()["sas"] == []
 
     second = connect_all()
     assert second == first
@@ -225,5 +219,5 @@ def test_ecdsa_server_and_ntlm_user(topology, tmp_path, ikegate_gateway, strongs
     ok, out = client.initiate(timeout=20)
     assert ok, out
     assert "ECDSA" in client.log_text() or "ecdsa" in client.log_text().lower()
-    (sa,) = ikegate_status(gateway)["sas"]
+    (sa,) = gateway.status()["sas"]
     assert sa["remote"]["eap_id"] == "carol"

@@ -7,22 +7,16 @@ the client (which never rekeys itself) answers as responder, traffic keeps flowi
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import time
 
 import pytest
 
+from .gateway import wait_for
 from .netns import ping
 from .seed import write_seed
 
 SHORT_LIFETIMES = "rekey=yes\n    lifetime=20s\n    margintime=5s\n    ikelifetime=40s\n    reauth=no"
-
-
-def status(gateway) -> list[dict]:
-    out = gateway.ns.run([sys.executable, "-m", "ikegate", "status", "--json", "--run-dir", str(gateway.run_dir)])
-    return json.loads(out.stdout)["sas"]
 
 
 @pytest.mark.slow
@@ -35,7 +29,7 @@ def test_gateway_rekeys_child_and_ike_sas(tmp_path, topology, ikegate_gateway, s
     client = strongswan_client_factory(topology.clients[0], topology.gateway.v4[0], ca_certs=[seed.root_cert])
     ok, out = client.initiate(timeout=20)
     assert ok, out
-    (first,) = status(gateway)
+    (first,) = gateway.status()["sas"]
     (first_child,) = first["children"]
     assert 25 < first["rekey_in"] <= 35 and 5 < first_child["rekey_in"] <= 15
 
@@ -49,7 +43,7 @@ def test_gateway_rekeys_child_and_ike_sas(tmp_path, topology, ikegate_gateway, s
         sent += 1
         lost += 1 - ping(client.ns, topology.inner.v4[0], count=1, wait=1)
         if sent % 4 == 0:
-            sas = status(gateway)
+            sas = gateway.status()["sas"]
             most_ike = max(most_ike, len(sas))
             most_children = max(most_children, sum(len(sa["children"]) for sa in sas))
         time.sleep(max(0.0, 0.5 - (time.monotonic() - tick)))
@@ -70,7 +64,7 @@ def test_gateway_rekeys_child_and_ike_sas(tmp_path, topology, ikegate_gateway, s
     # no leaks: between two rekeys (a replaced inbound SA lingers 5 s, charon.delete_rekeyed_delay)
     # one IKE SA with one CHILD SA on both sides, with the same SPIs
     def settled():
-        sas = status(gateway)
+        sas = gateway.status()["sas"]
         if len(sas) != 1 or len(sas[0]["children"]) != 1:
             return None
         theirs = client.list_sas()
@@ -85,20 +79,10 @@ def test_gateway_rekeys_child_and_ike_sas(tmp_path, topology, ikegate_gateway, s
         return sa, child
 
     found = wait_for(settled, 30, 0.3)
-    assert found, (status(gateway), client.list_sas())
+    assert found, (gateway.status()["sas"], client.list_sas())
     sa, child = found
     assert sa["state"] == "ESTABLISHED" and child["state"] == "INSTALLED"
     assert (sa["spi_i"], sa["spi_r"]) != (first["spi_i"], first["spi_r"])
     assert child["spi_in"] != first_child["spi_in"]
     assert sa["virtual_ips"] == ["192.0.2.1", "2001:db8::1"]
     assert ping(client.ns, topology.inner.v6[0], count=2, wait=2) == 2
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()

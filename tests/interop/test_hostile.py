@@ -32,7 +32,6 @@ NO_PROPOSAL_CHOSEN, and a replayed IKE_SA_INIT of an established SA is ignored b
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import sys
@@ -88,15 +87,10 @@ IKE_SA_INIT, IKE_AUTH, INFORMATIONAL = 34, 35, 37  # RFC 7296 3.1
 # ------------------------------------------------------------------------------ helpers
 
 
-def status_cli(gateway: IkegateGateway) -> list[dict]:
-    """The IKE SAs of ``gateway`` as ``ikegate status --json`` prints them."""
-    out = gateway.ns.run([sys.executable, "-m", "ikegate", "status", "--json", "--run-dir", str(gateway.run_dir)])
-    return json.loads(out.stdout)["sas"]
-
-
 def gateway_sas(gateway: IkegateGateway) -> list[dict]:
-    """The same from the control socket directly (what the CLI asks), without an
-    interpreter start-up: cheap enough to check after every probe."""
+    """The IKE SAs of ``gateway`` from the control socket directly (what ``ikegate
+    status --json`` asks), without an interpreter start-up: cheap enough to check after
+    every probe."""
     reply = control_request(gateway.run_dir, "status")
     assert reply.get("ok"), reply
     return reply["sas"]
@@ -635,7 +629,7 @@ def test_half_open_flood(topology_factory, seed_setup, ikegate_gateway, strongsw
         ok, out = client.initiate(timeout=20)
         took = time.monotonic() - started
         still_flooding = not flood.done.is_set()
-        half_open_during = sum(sa["state"] == "CONNECTING" for sa in status_cli(gateway))
+        half_open_during = sum(sa["state"] == "CONNECTING" for sa in gateway.status()["sas"])
         flood.wait(timeout=30)
         result = flood.stop()
     print(f"flood: {result}; client connected in {took:.2f}s (flood still running: {still_flooding}); "
@@ -653,7 +647,7 @@ def test_half_open_flood(topology_factory, seed_setup, ikegate_gateway, strongsw
     assert set(result.other) <= {"SA_INIT response"}, result
     assert result.other.get("SA_INIT response", 0) <= COOKIE_THRESHOLD, result
     assert result.cookies >= 0.5 * FLOOD_COUNT, result
-    sas = status_cli(gateway)
+    sas = gateway.status()["sas"]
     half_open = sum(sa["state"] == "CONNECTING" for sa in sas)
     assert max(half_open, half_open_during) <= COOKIE_THRESHOLD + 1, (half_open, half_open_during)
     assert [sa["state"] for sa in sas if sa["state"] != "CONNECTING"] == ["ESTABLISHED"]

@@ -4,32 +4,16 @@ real strongSwan client in namespaces and ikegate's userspace data plane carrying
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from .gateway import wait_for
 from .netns import ping, veth
 from .seed import write_seed
-
-
-def status(gateway) -> list[dict]:
-    out = gateway.ns.run([sys.executable, "-m", "ikegate", "status", "--json", "--run-dir", str(gateway.run_dir)])
-    return json.loads(out.stdout)["sas"]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def test_ping_through_the_tunnel(topology_factory, seed_setup, ikegate_gateway, strongswan_client_factory):
@@ -40,7 +24,7 @@ def test_ping_through_the_tunnel(topology_factory, seed_setup, ikegate_gateway, 
     assert ok, out
     assert ping(client.ns, topo.inner.v4[0], count=3, wait=2) == 3
     assert ping(client.ns, topo.inner.v6[0], count=3, wait=2) == 3
-    (sa,) = status(gateway)
+    (sa,) = gateway.status()["sas"]
     (child,) = sa["children"]
     assert child["packets_in"] >= 6 and child["packets_out"] >= 6
 
@@ -68,7 +52,7 @@ def test_client_behind_nat_and_mapping_change(topology_factory, seed_setup, ikeg
     client = strongswan_client_factory(client_ns, topo.gateway.v4[0])
     ok, out = client.initiate(timeout=20)
     assert ok, out
-    (sa,) = status(gateway)
+    (sa,) = gateway.status()["sas"]
     assert sa["nat"]["remote"] and sa["remote"]["host"] == "10.99.0.20" and sa["remote"]["port"] == 4500
     assert sa["children"][0]["encap"]
     assert ping(client_ns, topo.inner.v4[0], count=3, wait=2) == 3
@@ -80,7 +64,7 @@ def test_client_behind_nat_and_mapping_change(topology_factory, seed_setup, ikeg
     router.run(["ip", "addr", "del", "10.99.0.20/24", "dev", "eth0"])
     replies = sum(ping(client_ns, topo.inner.v4[0], count=1, wait=1) for _ in range(6))
     assert replies >= 4
-    (sa,) = status(gateway)
+    (sa,) = gateway.status()["sas"]
     assert sa["remote"]["host"] == "10.99.0.21"
 
 
@@ -103,7 +87,7 @@ def test_mobike_address_change(topology_factory, seed_setup, ikegate_gateway, st
     while time.monotonic() - moved_at < 1.0 and not got:
         got = ping(host.ns, topo.inner.v4[0], count=1, wait=0.3)
     assert got, "no ping within 1 s of UPDATE_SA_ADDRESSES"
-    (sa,) = status(gateway)
+    (sa,) = gateway.status()["sas"]
     assert sa["remote"]["host"] == "10.99.0.77"
     assert ping(host.ns, topo.inner.v6[0], count=2, wait=2) == 2
 
@@ -153,7 +137,7 @@ def test_dpd_clears_a_dead_client(tmp_path, topology_factory, seed_setup, ikegat
     assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 2, 5)
     os.kill(client.pid, signal.SIGKILL)
     killed = time.monotonic()
-    assert wait_for(lambda: status(gateway) == [], 20), gateway.log_text()[-3000:]
+    assert wait_for(lambda: gateway.status()["sas"] == [], 20), gateway.log_text()[-3000:]
     elapsed = time.monotonic() - killed
     assert 5 <= elapsed <= 15  # dpddelay + 1 + 1 + 1 s of retransmissions (+ scheduling)
     text = gateway.log_text()
@@ -189,8 +173,8 @@ def test_rekeys_under_traffic(topology_factory, seed_setup, ikegate_gateway, str
     assert child_rekeys >= 10 and log.count("IKE_SA gw[") and "rekeyed" in gateway.log_text()
     assert gateway.log_text().count("rekeyed to myvpn") >= 3
     assert lost <= 1, f"{lost} of {sent} pings lost"
-    (sa,) = wait_for(lambda: status(gateway) if len(status(gateway)) == 1 and len(status(gateway)[0]["children"]) == 1
-                     else None, 15) or status(gateway)
+    (sa,) = wait_for(lambda: gateway.status()["sas"] if len(gateway.status()["sas"]) == 1 and len(gateway.status()["sas"][0]["children"]) == 1
+                     else None, 15) or gateway.status()["sas"]
     assert len(sa["children"]) == 1
     assert sa["virtual_ips"] == ["192.0.2.1", "2001:db8::1"]
 

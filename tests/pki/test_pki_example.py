@@ -20,6 +20,11 @@ from ikegate.pki.generate import IKE_INTERMEDIATE, make_ca, make_client_cert, ma
 from ikegate.pki.keys import load_certificate, load_private_key
 from ikegate.pki.store import CertStore, check_server_cert, key_hash, private_key_matches
 
+# The seed files below (and the ipsec.secrets text in test_ipsec_secrets) are this file's
+# own copies of seed-config.md, kept on purpose instead of importing example.SEED_*: they
+# are the independent oracle that checks ikegate.pki.example against the seed document,
+# which every other test (tests/config, tests/interop) now takes from example.py.
+
 # /etc/ipsec.conf from /work/shared/spec/seed-config.md, copied verbatim.
 SEED_IPSEC_CONF = """config setup
     charondebug="cfg 2"

@@ -136,22 +136,23 @@ class StrongswanConf:
     def get_str(self, key: str, default: str | None = None) -> str | None:
         return self.get(key, default)
 
-    def get_int(self, key: str, default: int | None = None) -> int | None:
-        parsed = parse_int(self.get(key))
+    def _parsed(self, key: str, parse, default):
+        """``parse`` of the value of ``key``; the default if absent or unparsable."""
+        parsed = parse(self.get(key))
         return self._default(key, default) if parsed is None else parsed
+
+    def get_int(self, key: str, default: int | None = None) -> int | None:
+        return self._parsed(key, parse_int, default)
 
     def get_float(self, key: str, default: float | None = None) -> float | None:
-        parsed = parse_float(self.get(key))
-        return self._default(key, default) if parsed is None else parsed
+        return self._parsed(key, parse_float, default)
 
     def get_bool(self, key: str, default: bool | None = None) -> bool | None:
-        parsed = parse_bool(self.get(key))
-        return self._default(key, default) if parsed is None else parsed
+        return self._parsed(key, parse_bool, default)
 
     def get_time(self, key: str, default: int | None = None) -> int | None:
         """A duration in seconds (``20``, ``20s``, ``5m``, ``1h``, ``2d``)."""
-        parsed = parse_time(self.get(key))
-        return self._default(key, default) if parsed is None else parsed
+        return self._parsed(key, parse_time, default)
 
     def check(self, diagnostics: Diagnostics, path: str) -> None:
         """Warn about values of :data:`DEFAULTS` settings that do not parse (strongSwan

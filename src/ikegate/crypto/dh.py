@@ -175,8 +175,25 @@ class DhGroup(Protocol):
     def from_private(self, private_value: bytes) -> KeyExchange: ...
 
 
-class _ModpExchange:
-    __slots__ = ("_group", "_x", "public")
+class _Exchange:
+    """What the MODP, ECP and Montgomery exchanges share: the group and our public value."""
+
+    __slots__ = ("_group", "public")
+
+    def _check_length(self, peer_public: bytes) -> None:
+        """The peer's KE data must be exactly the group's length (RFC 7296 3.4)."""
+        group = self._group
+        if len(peer_public) != group.public_len:
+            raise InvalidKeyExchange(
+                f"{group.name} KE data must be {group.public_len} bytes, got {len(peer_public)}"
+            )
+
+    def __repr__(self) -> str:
+        return f"<{self._group.name} key exchange>"
+
+
+class _ModpExchange(_Exchange):
+    __slots__ = ("_x",)
 
     def __init__(self, group: "_ModpGroup", x: int):
         self._group = group
@@ -186,19 +203,13 @@ class _ModpExchange:
 
     def compute(self, peer_public: bytes) -> bytes:
         group = self._group
-        if len(peer_public) != group.public_len:
-            raise InvalidKeyExchange(
-                f"{group.name} KE data must be {group.public_len} bytes, got {len(peer_public)}"
-            )
+        self._check_length(peer_public)
         y = int.from_bytes(peer_public, "big")
         # 1 and p-1 generate subgroups of order 1 and 2; 0 and >= p are not group elements.
         if not 1 < y < group.prime - 1:
             raise InvalidKeyExchange(f"{group.name} peer value out of range")
         z = group.backend.powmod(y, self._x, group.prime)
         return z.to_bytes(group.public_len, "big")
-
-    def __repr__(self) -> str:
-        return f"<{self._group.name} key exchange>"
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,8 +236,8 @@ class _ModpGroup:
         return _ModpExchange(self, x)
 
 
-class _EcpExchange:
-    __slots__ = ("_group", "_key", "public")
+class _EcpExchange(_Exchange):
+    __slots__ = ("_key",)
 
     def __init__(self, group: "_EcpGroup", key: ec.EllipticCurvePrivateKey):
         self._group = group
@@ -238,18 +249,12 @@ class _EcpExchange:
 
     def compute(self, peer_public: bytes) -> bytes:
         group = self._group
-        if len(peer_public) != group.public_len:
-            raise InvalidKeyExchange(
-                f"{group.name} KE data must be {group.public_len} bytes, got {len(peer_public)}"
-            )
+        self._check_length(peer_public)
         try:
             peer = ec.EllipticCurvePublicKey.from_encoded_point(group.curve, b"\x04" + peer_public)
             return self._key.exchange(ec.ECDH(), peer)
         except ValueError:
             raise InvalidKeyExchange(f"{group.name} peer value is not a point on the curve") from None
-
-    def __repr__(self) -> str:
-        return f"<{self._group.name} key exchange>"
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,8 +275,8 @@ class _EcpGroup:
         return _EcpExchange(self, ec.derive_private_key(scalar, self.curve))
 
 
-class _MontgomeryExchange:
-    __slots__ = ("_group", "_key", "public")
+class _MontgomeryExchange(_Exchange):
+    __slots__ = ("_key",)
 
     def __init__(self, group: "_MontgomeryGroup", key):
         self._group = group
@@ -281,10 +286,7 @@ class _MontgomeryExchange:
 
     def compute(self, peer_public: bytes) -> bytes:
         group = self._group
-        if len(peer_public) != group.public_len:
-            raise InvalidKeyExchange(
-                f"{group.name} KE data must be {group.public_len} bytes, got {len(peer_public)}"
-            )
+        self._check_length(peer_public)
         try:
             peer = group.public_class.from_public_bytes(bytes(peer_public))
             shared = self._key.exchange(peer)
@@ -293,9 +295,6 @@ class _MontgomeryExchange:
         if not any(shared):  # RFC 7748 6.1 / RFC 8031 2.3: MUST check for all-zero
             raise InvalidKeyExchange(f"{group.name} shared secret is all zero")
         return shared
-
-    def __repr__(self) -> str:
-        return f"<{self._group.name} key exchange>"
 
 
 @dataclass(frozen=True, eq=False)

@@ -291,16 +291,7 @@ class InboundWorker(_Worker):
         poller = select.epoll()
         handlers = {self._wake_r: self._on_wake}
         poller.register(self._wake_r, select.EPOLLIN)
-        for sock, kind in self.sockets:
-            sock.setblocking(False)
-            if kind == UDP:
-                handler = self._udp_reader(sock)
-            elif sock.family == socket.AF_INET:
-                handler = self._raw4_reader(sock)
-            else:
-                handler = self._raw6_reader(sock)
-            handlers[sock.fileno()] = handler
-            poller.register(sock.fileno(), select.EPOLLIN)
+        self._register_readers(poller, handlers)
         reasons = self.reasons
         try:
             while not self.stopping:
@@ -313,6 +304,14 @@ class InboundWorker(_Worker):
                     handlers[fd]()
         finally:
             poller.close()
+
+    def _register_readers(self, poller: select.epoll, handlers: dict) -> None:
+        """Make each socket non-blocking, register it with ``poller`` and put its reader
+        (drains a batch of packets) in ``handlers`` under its file descriptor."""
+        for sock, kind in self.sockets:
+            sock.setblocking(False)
+            handlers[sock.fileno()] = self._udp_reader(sock) if kind == UDP else self._raw_reader(sock)
+            poller.register(sock.fileno(), select.EPOLLIN)
 
     def _on_wake(self) -> None:
         try:
@@ -376,9 +375,12 @@ class InboundWorker(_Worker):
 
         return read
 
-    def _raw4_reader(self, sock: socket.socket):
+    def _raw_reader(self, sock: socket.socket):
         recv = sock.recv
         esp = self.esp
+        # an IPv4 raw socket returns the IP header too, an IPv6 one only the payload
+        ipv4 = sock.family == socket.AF_INET
+        family = "IPv4" if ipv4 else "IPv6"
 
         def read() -> None:
             try:
@@ -387,7 +389,6 @@ class InboundWorker(_Worker):
                 self.flush_tun()
 
         def batch() -> None:
-            # an IPv4 raw socket returns the IP header too
             for _ in range(BATCH):
                 try:
                     data = recv(RECV_SIZE)
@@ -396,39 +397,10 @@ class InboundWorker(_Worker):
                 except OSError as exc:
                     if exc.errno in _IGNORED_RECV_ERRORS:
                         continue
-                    self.log(f"inbound worker: raw IPv4 receive: {exc}")
+                    self.log(f"inbound worker: raw {family} receive: {exc}")
                     return
                 try:
-                    esp(data[(data[0] & 0x0F) << 2 :])
-                except Exception as exc:
-                    self.internal_error(exc)
-
-        return read
-
-    def _raw6_reader(self, sock: socket.socket):
-        recv = sock.recv
-        esp = self.esp
-
-        def read() -> None:
-            try:
-                batch()
-            finally:
-                self.flush_tun()
-
-        def batch() -> None:
-            # an IPv6 raw socket returns only the payload
-            for _ in range(BATCH):
-                try:
-                    data = recv(RECV_SIZE)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as exc:
-                    if exc.errno in _IGNORED_RECV_ERRORS:
-                        continue
-                    self.log(f"inbound worker: raw IPv6 receive: {exc}")
-                    return
-                try:
-                    esp(data)
+                    esp(data[(data[0] & 0x0F) << 2 :] if ipv4 else data)
                 except Exception as exc:
                     self.internal_error(exc)
 
@@ -777,16 +749,7 @@ class DuplexWorker(_Worker):
         poller = select.epoll()
         handlers = {inbound._wake_r: inbound._on_wake}
         poller.register(inbound._wake_r, select.EPOLLIN)
-        for sock, kind in inbound.sockets:
-            sock.setblocking(False)
-            if kind == UDP:
-                handler = inbound._udp_reader(sock)
-            elif sock.family == socket.AF_INET:
-                handler = inbound._raw4_reader(sock)
-            else:
-                handler = inbound._raw6_reader(sock)
-            handlers[sock.fileno()] = handler
-            poller.register(sock.fileno(), select.EPOLLIN)
+        inbound._register_readers(poller, handlers)
         handlers[self.tun_fd] = self.outbound.drain
         poller.register(self.tun_fd, select.EPOLLIN)
         try:

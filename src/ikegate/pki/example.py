@@ -184,8 +184,8 @@ def write_example(
     ):
         _make_directory(path, mode)
 
-    _write(layout.ipsec_conf, _ipsec_conf(layout).encode(), 0o644)
-    _write(layout.ipsec_secrets, _ipsec_secrets(layout).encode(), 0o600)
+    _write(layout.ipsec_conf, seed_ipsec_conf(layout.server_cert, layout.updown).encode(), 0o644)
+    _write(layout.ipsec_secrets, seed_ipsec_secrets(layout.server_key, key_type).encode(), 0o600)
     _write(layout.user_secrets, _user_secrets(extra, ntlm).encode(), 0o600)
     _write(layout.server_cert, pki.server.cert_pem(), 0o644)
     _write(layout.server_key, pki.server.key_pem(), 0o600)
@@ -200,16 +200,19 @@ def write_example(
 # File contents
 
 
-def _ipsec_conf(layout: ExampleLayout) -> str:
-    text = SEED_IPSEC_CONF.replace(f"leftcert={SEED_LEFTCERT}\n", f"leftcert={layout.server_cert}\n")
-    return text.replace(f"leftupdown={SEED_LEFTUPDOWN}\n", f"leftupdown={layout.updown}\n")
+def seed_ipsec_conf(leftcert: str | Path, leftupdown: str | Path) -> str:
+    """/etc/ipsec.conf of seed-config.md with its ``leftcert`` and ``leftupdown`` paths replaced."""
+    text = SEED_IPSEC_CONF.replace(f"leftcert={SEED_LEFTCERT}\n", f"leftcert={leftcert}\n")
+    return text.replace(f"leftupdown={SEED_LEFTUPDOWN}\n", f"leftupdown={leftupdown}\n")
 
 
-def _ipsec_secrets(layout: ExampleLayout) -> str:
-    key_word = "RSA" if layout.key_type == "rsa" else "ECDSA"
+def seed_ipsec_secrets(server_key: str | Path, key_type: str = "rsa") -> str:
+    """/etc/ipsec.secrets of seed-config.md with the server key line pointing at
+    ``server_key`` (an ``ECDSA`` line for ``key_type="ecdsa"``, else ``RSA``)."""
+    key_word = "RSA" if key_type == "rsa" else "ECDSA"
     return (
         "# SSL private key\n"
-        f": {key_word} {layout.server_key}\n"
+        f": {key_word} {server_key}\n"
         "# Clients' credentials (plaintext)\n"
         + "".join(f'{name} : EAP "{password}"\n' for name, password in SEED_USERS.items())
         + "# whitespace either side of the ':' is significant\n"

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from ikegate.der import OCTET_STRING, encode_tlv
+
 #: id-kp-ipsecIKE's sibling "IP Security IKE Intermediate" (RFC 4945 section 5.1.3.12
 #: mentions it; Windows and older macOS look for it).
 IKE_INTERMEDIATE = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
@@ -267,19 +269,11 @@ def _builder(subject, key, parent, days, not_before, padding) -> x509.Certificat
     )
     if padding > 0:
         # The extension value is a DER OCTET STRING of zero bytes.
-        content = bytes(padding)
-        length = len(content)
-        header = bytes([length]) if length < 0x80 else _long_length(length)
         builder = builder.add_extension(
-            x509.UnrecognizedExtension(PADDING_EXTENSION, b"\x04" + header + content),
+            x509.UnrecognizedExtension(PADDING_EXTENSION, encode_tlv(OCTET_STRING, bytes(padding))),
             critical=False,
         )
     return builder
-
-
-def _long_length(length: int) -> bytes:
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
 
 
 def _sign(builder: x509.CertificateBuilder, key, parent: Credential | None) -> Credential:

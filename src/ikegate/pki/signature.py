@@ -33,6 +33,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from ikegate.der import (
+    INTEGER,
+    NULL,
+    OBJECT_IDENTIFIER,
+    SEQUENCE,
+    decode_oid,
+    encode_integer,
+    encode_oid,
+    encode_tlv,
+    read_tlvs,
+)
 from ikegate.pki.keys import PkiError
 from ikegate.wire.constants import AuthMethod, HashAlgorithm
 
@@ -252,17 +263,17 @@ def algorithm_identifier(private_key, hash_alg: int | None = None, pss: bool = F
         if hash_alg != HashAlgorithm.IDENTITY or pss:
             raise PkiError("EdDSA signs with the IDENTITY hash only")
         oid = _OID_ED25519 if isinstance(private_key, ed25519.Ed25519PrivateKey) else _OID_ED448
-        return _sequence(_oid(oid))
+        return _sequence(encode_oid(oid))
     if hash_alg not in _HASHES:
         raise PkiError(f"hash algorithm {hash_alg} cannot be used with a {_key_description(private_key)}")
     if isinstance(private_key, rsa.RSAPrivateKey):
         if pss:
             return _pss_algorithm_identifier(hash_alg)
-        return _sequence(_oid(_OID_RSA_PKCS1[hash_alg]) + _NULL)
+        return _sequence(encode_oid(_OID_RSA_PKCS1[hash_alg]) + _NULL_TLV)
     if pss:
         raise PkiError(f"RSASSA-PSS needs an RSA key, not a {_key_description(private_key)}")
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        return _sequence(_oid(_OID_ECDSA[hash_alg]))
+        return _sequence(encode_oid(_OID_ECDSA[hash_alg]))
     raise PkiError(f"cannot sign with a {_key_description(private_key)}")
 
 
@@ -277,12 +288,12 @@ def _pss_algorithm_identifier(hash_alg: int) -> bytes:
     SEQUENCE (RFC 7427 A.4.1 and its errata form of A.4.3)."""
     params = b""
     if hash_alg != HashAlgorithm.SHA1:
-        hash_id = _sequence(_oid(_OID_HASH[hash_alg]) + _NULL)
-        params += _tlv(0xA0, hash_id) + _tlv(0xA1, _sequence(_oid(_OID_MGF1) + hash_id))
+        hash_id = _sequence(encode_oid(_OID_HASH[hash_alg]) + _NULL_TLV)
+        params += encode_tlv(0xA0, hash_id) + encode_tlv(0xA1, _sequence(encode_oid(_OID_MGF1) + hash_id))
     salt_length = _HASHES[hash_alg].digest_size
     if salt_length != 20:
-        params += _tlv(0xA2, _integer(salt_length))
-    return _sequence(_oid(_OID_RSASSA_PSS) + _sequence(params))
+        params += encode_tlv(0xA2, encode_integer(salt_length))
+    return _sequence(encode_oid(_OID_RSASSA_PSS) + _sequence(params))
 
 
 # --------------------------------------------------------------------------
@@ -367,14 +378,14 @@ def _verify_scheme(public_key, scheme: _Scheme, octets: bytes, signature: bytes)
 def _parse_algorithm_identifier(der: bytes) -> _Scheme | None:
     """Parse a signature AlgorithmIdentifier we accept; None for anything else."""
     outer = _read_tlvs(der)
-    if len(outer) != 1 or outer[0][0] != _SEQUENCE:
+    if len(outer) != 1 or outer[0][0] != SEQUENCE:
         return None
     fields = _read_tlvs(outer[0][1])
-    if not fields or fields[0][0] != _OBJECT_IDENTIFIER or len(fields) > 2:
+    if not fields or fields[0][0] != OBJECT_IDENTIFIER or len(fields) > 2:
         return None
-    oid = _oid_to_string(fields[0][1])
+    oid = decode_oid(fields[0][1])
     params = fields[1] if len(fields) == 2 else None
-    absent_or_null = params is None or params == (_NULL_TAG, b"")
+    absent_or_null = params is None or params == (NULL, b"")
     for hash_alg, known in _OID_RSA_PKCS1.items():
         if oid == known:
             return _Scheme("pkcs1", hash_alg) if absent_or_null else None
@@ -388,7 +399,7 @@ def _parse_algorithm_identifier(der: bytes) -> _Scheme | None:
     if oid == _OID_RSASSA_PSS:
         # RFC 4055 section 3.1: a signature's RSASSA-PSS-params must be present
         # (possibly as an empty SEQUENCE meaning all defaults).
-        if params is None or params[0] != _SEQUENCE:
+        if params is None or params[0] != SEQUENCE:
             return None
         return _parse_pss_params(params[1])
     return None
@@ -408,8 +419,8 @@ def _parse_pss_params(body: bytes) -> _Scheme | None:
         if tag == 0xA0:
             hash_alg = _parse_hash_identifier(inner[0])
         elif tag == 0xA1:
-            mgf = _read_tlvs(inner[0][1]) if inner[0][0] == _SEQUENCE else []
-            if len(mgf) != 2 or mgf[0][0] != _OBJECT_IDENTIFIER or _oid_to_string(mgf[0][1]) != _OID_MGF1:
+            mgf = _read_tlvs(inner[0][1]) if inner[0][0] == SEQUENCE else []
+            if len(mgf) != 2 or mgf[0][0] != OBJECT_IDENTIFIER or decode_oid(mgf[0][1]) != _OID_MGF1:
                 return None
             mgf_hash = _parse_hash_identifier(mgf[1])
         elif tag == 0xA2:
@@ -426,14 +437,14 @@ def _parse_pss_params(body: bytes) -> _Scheme | None:
 
 
 def _parse_hash_identifier(tlv: tuple[int, bytes]) -> int | None:
-    if tlv[0] != _SEQUENCE:
+    if tlv[0] != SEQUENCE:
         return None
     fields = _read_tlvs(tlv[1])
-    if not fields or fields[0][0] != _OBJECT_IDENTIFIER or len(fields) > 2:
+    if not fields or fields[0][0] != OBJECT_IDENTIFIER or len(fields) > 2:
         return None
-    if len(fields) == 2 and fields[1] != (_NULL_TAG, b""):
+    if len(fields) == 2 and fields[1] != (NULL, b""):
         return None
-    oid = _oid_to_string(fields[0][1])
+    oid = decode_oid(fields[0][1])
     for hash_alg, known in _OID_HASH.items():
         if oid == known:
             return hash_alg
@@ -442,81 +453,25 @@ def _parse_hash_identifier(tlv: tuple[int, bytes]) -> int | None:
 
 def _parse_integer(tlv: tuple[int, bytes]) -> int | None:
     tag, value = tlv
-    if tag != _INTEGER or not value or len(value) > 4 or value[0] & 0x80:
+    if tag != INTEGER or not value or len(value) > 4 or value[0] & 0x80:
         return None
     return int.from_bytes(value, "big")
 
 
 # --------------------------------------------------------------------------
-# Minimal DER
+# DER helpers
 
-_INTEGER, _NULL_TAG, _OBJECT_IDENTIFIER, _SEQUENCE = 0x02, 0x05, 0x06, 0x30
-_NULL = b"\x05\x00"
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        header = bytes([n])
-    else:
-        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        header = bytes([0x80 | len(raw)]) + raw
-    return bytes([tag]) + header + content
+_NULL_TLV = encode_tlv(NULL, b"")
 
 
 def _sequence(content: bytes) -> bytes:
-    return _tlv(_SEQUENCE, content)
-
-
-def _integer(value: int) -> bytes:
-    return _tlv(_INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big"))
-
-
-def _oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    body = b""
-    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        body += bytes(reversed(chunk))
-    return _tlv(_OBJECT_IDENTIFIER, body)
-
-
-def _oid_to_string(body: bytes) -> str:
-    if not body or body[-1] & 0x80:
-        raise ValueError("bad OID")
-    arcs, value = [], 0
-    for byte in body:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+    return encode_tlv(SEQUENCE, content)
 
 
 def _read_tlvs(data: bytes) -> list[tuple[int, bytes]]:
-    """Split a run of DER TLVs (single-byte tags, definite lengths); ValueError if malformed."""
-    items: list[tuple[int, bytes]] = []
-    pos = 0
-    while pos < len(data):
-        if len(data) - pos < 2:
-            raise ValueError("truncated DER")
-        tag, first = data[pos], data[pos + 1]
-        pos += 2
-        if first < 0x80:
-            length = first
-        else:
-            count = first & 0x7F
-            if count == 0 or count > 2 or len(data) - pos < count:
-                raise ValueError("bad DER length")
-            length = int.from_bytes(data[pos : pos + count], "big")
-            pos += count
-        if len(data) - pos < length:
-            raise ValueError("truncated DER")
-        items.append((tag, data[pos : pos + length]))
-        pos += length
-    return items
+    """:func:`ikegate.der.read_tlvs` allowing long-form lengths of at most two octets.
+
+    An AlgorithmIdentifier here is at most 255 bytes (RFC 7427's one-octet length
+    prefix), so a longer length field is malformed: DerError.
+    """
+    return read_tlvs(data, max_length_octets=2)

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ikegate.der import OBJECT_IDENTIFIER, SEQUENCE, SET, decode_oid, read_tlvs
 from ikegate.pki.keys import PkiError, load_certificate
 from ikegate.wire.constants import IdType
 
@@ -310,61 +311,23 @@ _STRING_DECODERS = {
 }
 
 
-def _der_items(data: bytes) -> list[tuple[int, bytes]]:
-    """Split a run of DER TLVs into ``(tag, value)``; raise ValueError if malformed."""
-    items: list[tuple[int, bytes]] = []
-    pos = 0
-    while pos < len(data):
-        if len(data) - pos < 2:
-            raise ValueError("truncated DER")
-        tag, first = data[pos], data[pos + 1]
-        pos += 2
-        if first < 0x80:
-            length = first
-        else:
-            count = first & 0x7F
-            if count == 0 or count > 4 or len(data) - pos < count:
-                raise ValueError("bad DER length")
-            length = int.from_bytes(data[pos : pos + count], "big")
-            pos += count
-        if len(data) - pos < length:
-            raise ValueError("truncated DER")
-        items.append((tag, data[pos : pos + length]))
-        pos += length
-    return items
-
-
-def _oid_string(body: bytes) -> str:
-    if not body or body[-1] & 0x80:
-        raise ValueError("bad OID")
-    arcs: list[int] = []
-    value = 0
-    for byte in body:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
-
-
 def _dn_attributes(der: bytes) -> list[tuple[str, int, str]]:
     """The attributes of a DER Name in order, as (OID, string tag, text)."""
-    items = _der_items(der)
-    if len(items) != 1 or items[0][0] != 0x30:
+    items = read_tlvs(der)
+    if len(items) != 1 or items[0][0] != SEQUENCE:
         raise ValueError("not a DER Name")
     attributes: list[tuple[str, int, str]] = []
-    for set_tag, rdn in _der_items(items[0][1]):
-        if set_tag != 0x31:
+    for set_tag, rdn in read_tlvs(items[0][1]):
+        if set_tag != SET:
             raise ValueError("RDN is not a SET")
-        for seq_tag, atv in _der_items(rdn):
-            parts = _der_items(atv)
-            if seq_tag != 0x30 or len(parts) != 2 or parts[0][0] != 0x06:
+        for seq_tag, atv in read_tlvs(rdn):
+            parts = read_tlvs(atv)
+            if seq_tag != SEQUENCE or len(parts) != 2 or parts[0][0] != OBJECT_IDENTIFIER:
                 raise ValueError("bad AttributeTypeAndValue")
             (_, oid), (value_tag, value) = parts
             encoding = _STRING_DECODERS.get(value_tag)
             text = value.decode(encoding) if encoding else value.hex()
-            attributes.append((_oid_string(oid), value_tag, text))
+            attributes.append((decode_oid(oid), value_tag, text))
     return attributes
 
 

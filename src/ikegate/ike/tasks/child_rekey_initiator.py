@@ -88,8 +88,66 @@ def group_name(group: int | None) -> str:
     return "none" if group is None else DH_NAMES.get(group, f"KE_{group}")
 
 
-class ChildRekey:
+class RekeyInitiator:
+    """What our CHILD SA and IKE SA rekeys (:class:`ChildRekey`,
+    ``ike_rekey_initiator.IkeRekey``) share: reading the CREATE_CHILD_SA answer and the
+    one retry with the key exchange method an INVALID_KE_PAYLOAD asks for.
+
+    A subclass has ``sa``, ``group``, ``retried`` and ``proposal`` (what we offered) and
+    provides ``_send()`` (the request, again after a retry), ``_new_sa(payloads)`` (the
+    new SA, None if the answer is unusable), ``_failed(error)`` and ``_done(new)``;
+    ``_REJECTED`` is the log line for an error notify.
+    """
+
+    _REJECTED = "received %s notify"
+
+    def response(self, payloads: list) -> None:
+        errors = [p for p in payloads if p.type == PayloadType.NOTIFY and p.notify_type < 16384]
+        error = errors[0].notify_type if errors else None
+        if error == NotifyType.INVALID_KE_PAYLOAD and self._retry_with(errors[0].data):
+            return
+        if error is not None:
+            self.sa.log.info(self._REJECTED, notify_name(error))
+            self._failed(error)
+            return
+        new = self._new_sa(payloads)
+        if new is None:
+            self._failed(None)
+            return
+        self._done(new)
+
+    def _retry_with(self, data: bytes) -> bool:
+        """Send the request again with the group INVALID_KE_PAYLOAD ``data`` names if
+        :meth:`_may_retry`, we proposed it and :meth:`_supports` it; True if sent."""
+        sa = self.sa
+        wanted = struct.unpack(">H", data)[0] if len(data) == 2 else None
+        if wanted is None or not self._may_retry(wanted):
+            return False
+        if wanted not in self.proposal.dh:
+            sa.log.info("peer requested DH group %s, which we did not propose", group_name(wanted))
+            return False
+        if not self._supports(wanted):
+            return False
+        sa.log.info("peer didn't accept DH group %s, it requested %s", group_name(self.group), group_name(wanted))
+        self.retried = True
+        self.group = wanted
+        self._send()
+        return True
+
+    def _may_retry(self, wanted: int) -> bool:
+        """Whether a retry with ``wanted`` is still allowed: once only."""
+        return not self.retried
+
+    def _supports(self, group: int) -> bool:
+        """Whether we can do ``group``; by default not checked before the retry (an
+        unusable group then fails in ``_send``)."""
+        return True
+
+
+class ChildRekey(RekeyInitiator):
     """One rekey of ``child`` initiated by us; lives from request to the old SA's Delete."""
+
+    _REJECTED = "received %s notify, no CHILD_SA built"
 
     def __init__(self, sa, child: ChildSa) -> None:
         self.sa = sa
@@ -162,45 +220,24 @@ class ChildRekey:
 
     # -- the answer ---------------------------------------------------------------------------
 
-    def response(self, payloads: list) -> None:
-        sa = self.sa
-        errors = [p for p in payloads if p.type == PayloadType.NOTIFY and p.notify_type < 16384]
-        error = errors[0].notify_type if errors else None
-        if error == NotifyType.INVALID_KE_PAYLOAD and self._retry_with(errors[0].data):
-            return
-        if error is not None:
-            sa.log.info("received %s notify, no CHILD_SA built", notify_name(error))
-            self._failed(error)
-            return
-        child = self._new_child(payloads)
-        if child is None:
-            self._failed(None)
-            return
-        self._done(child)
-
-    def _retry_with(self, data: bytes) -> bool:
-        sa = self.sa
-        wanted = struct.unpack(">H", data)[0] if len(data) == 2 else None
-        if self.retried or wanted is None or self.old_deleted:
-            if wanted is not None:
-                sa.log.info("already retried with DH group %s, ignore requested %s", group_name(self.group),
-                            group_name(wanted))
+    def _may_retry(self, wanted: int) -> bool:
+        """Once only, and not once the peer deleted the SA we rekey."""
+        if self.retried or self.old_deleted:
+            self.sa.log.info("already retried with DH group %s, ignore requested %s", group_name(self.group),
+                             group_name(wanted))
             return False
-        if wanted not in self.proposal.dh:
-            sa.log.info("peer requested DH group %s, which we did not propose", group_name(wanted))
-            return False
-        try:
-            get_group(wanted)
-        except CryptoError:
-            sa.log.info("peer requested DH group %s, which we do not support", group_name(wanted))
-            return False
-        sa.log.info("peer didn't accept DH group %s, it requested %s", group_name(self.group), group_name(wanted))
-        self.retried = True
-        self.group = wanted
-        self._send()
         return True
 
-    def _new_child(self, payloads: list) -> ChildSa | None:
+    def _supports(self, group: int) -> bool:
+        """Checked before the retry: an unsupported group is not retried (logged)."""
+        try:
+            get_group(group)
+        except CryptoError:
+            self.sa.log.info("peer requested DH group %s, which we do not support", group_name(group))
+            return False
+        return True
+
+    def _new_sa(self, payloads: list) -> ChildSa | None:
         """The CHILD SA the response describes, keys derived; None if the answer is unusable."""
         sa, old = self.sa, self.old
         found = {p.type: p for p in reversed(payloads)}

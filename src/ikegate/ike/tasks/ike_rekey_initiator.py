@@ -27,19 +27,17 @@ the peer's new SA takes over ("peer did not notice IKE_SA rekey collision").
 
 from __future__ import annotations
 
-import struct
-
 from ikegate.crypto.dh import get_group
 from ikegate.crypto.errors import CryptoError
 from ikegate.crypto.keys import derive_ike_rekey_keys
 from ikegate.crypto.sk import make_sk_ciphers
 from ikegate.crypto.transforms import get_encr, get_integ, get_prf
 from ikegate.ike.tasks.child_rekey_initiator import (
+    RekeyInitiator,
     configured_groups,
     group_name,
     lower_nonce,
     nonce_greater,
-    notify_name,
     offered_groups,
 )
 from ikegate.ike.tasks.ike_rekey import REKEYED_SA_GRACE
@@ -49,8 +47,10 @@ from ikegate.wire.constants import ExchangeType, NotifyType, PayloadType, Protoc
 from ikegate.wire.payloads import DeletePayload, KePayload, NoncePayload, SaPayload
 
 
-class IkeRekey:
+class IkeRekey(RekeyInitiator):
     """One rekey of the IKE SA ``sa`` initiated by us (``sa.ike_rekey`` while in flight)."""
+
+    _REJECTED = "received %s notify, IKE_SA not rekeyed"
 
     def __init__(self, sa) -> None:
         self.sa = sa
@@ -116,36 +116,8 @@ class IkeRekey:
     # -- the answer ------------------------------------------------------------------------------
 
     def response(self, payloads: list) -> None:
-        sa = self.sa
-        if sa.ike_rekey is not self:
-            return
-        errors = [p for p in payloads if p.type == PayloadType.NOTIFY and p.notify_type < 16384]
-        error = errors[0].notify_type if errors else None
-        if error == NotifyType.INVALID_KE_PAYLOAD and self._retry_with(errors[0].data):
-            return
-        if error is not None:
-            sa.log.info("received %s notify, IKE_SA not rekeyed", notify_name(error))
-            self._failed(error)
-            return
-        new = self._new_sa(payloads)
-        if new is None:
-            self._failed(None)
-            return
-        self._done(new)
-
-    def _retry_with(self, data: bytes) -> bool:
-        sa = self.sa
-        wanted = struct.unpack(">H", data)[0] if len(data) == 2 else None
-        if wanted is None or self.retried:
-            return False
-        if wanted not in self.proposal.dh:
-            sa.log.info("peer requested DH group %s, which we did not propose", group_name(wanted))
-            return False
-        sa.log.info("peer didn't accept DH group %s, it requested %s", group_name(self.group), group_name(wanted))
-        self.retried = True
-        self.group = wanted
-        self._send()
-        return True
+        if self.sa.ike_rekey is self:  # else this rekey ended meanwhile (e.g. the peer deleted the old SA)
+            super().response(payloads)
 
     def _new_sa(self, payloads: list):
         sa = self.sa
