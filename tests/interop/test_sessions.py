@@ -13,7 +13,6 @@ import pytest
 
 from .gateway import wait_for
 from .netns import ping, veth
-from .seed import write_seed
 
 
 def test_ping_through_the_tunnel(topology_factory, seed_setup, ikegate_gateway, strongswan_client_factory):
