@@ -37,7 +37,6 @@ class Settings:
     delete_rekeyed_delay: float = 5.0
     nonce_size: int = 32
     rsa_pss: bool = False  # charon.rsa_pss: sign with RSASSA-PSS where RFC 7427 is used
-    eap_failure_delay_cap: float = 5.0
 
     @classmethod
     def from_strongswan_conf(cls, conf) -> "Settings":

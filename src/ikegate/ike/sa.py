@@ -34,7 +34,7 @@ from ikegate.ike.tasks.ike_auth import IkeAuth
 from ikegate.ike.tasks.ike_auth_lifetime import IkeAuthLifetime
 from ikegate.ike.tasks.ike_cert import IkeCertPost, IkeCertPre
 from ikegate.ike.tasks.ike_config import IkeConfig
-from ikegate.ike.tasks.ike_init import IkeInit
+from ikegate.ike.tasks.ike_init import IkeInit, IkeInitNotifies
 from ikegate.ike.tasks.ike_mobike import IkeMobike
 from ikegate.ike.tasks.ike_natd import IkeNatd
 from ikegate.ike.tasks.ike_vendor import IkeVendor
@@ -160,7 +160,8 @@ class IkeSa:
         self.auth_done = False
         self.own_signature_exchange: int | None = None
         self._just_established = False
-        self.tasks = [IkeVendor(self), IkeInit(self), IkeNatd(self), IkeCertPre(self), IkeAuth(self),
+        self.tasks = [IkeVendor(self), IkeInit(self), IkeNatd(self), IkeCertPre(self), IkeInitNotifies(self),
+                      IkeAuth(self),
                       IkeCertPost(self), IkeConfig(self), ChildCreate(self),
                       IkeAuthLifetime(self),  # before MOBIKE's notifies, as strongSwan encodes them
                       IkeMobike(self)]  # fmt: skip
@@ -396,14 +397,6 @@ class IkeSa:
         for task in list(self.tasks):
             if task.build_r(ex):
                 self.tasks.remove(task)
-        if ex.exchange == ExchangeType.IKE_SA_INIT:
-            IkeInit.build_notifies(self._task(IkeInit) or IkeInit(self), ex)
-
-    def _task(self, cls):
-        for task in self.tasks:
-            if isinstance(task, cls):
-                return task
-        return None
 
     def _respond(self, ex: Exchange) -> None:
         header = Message(self.spi_i, self.spi_r, ex.exchange, ex.message_id, initiator=self.original_initiator,

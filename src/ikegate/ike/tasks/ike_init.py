@@ -120,8 +120,16 @@ class IkeInit(Task):
         self._shared = b""
         return True
 
-    def build_notifies(self, ex: Exchange) -> None:
-        """Notifies that follow NAT-D and CERTREQ in strongSwan's IKE_SA_INIT response."""
+class IkeInitNotifies(Task):
+    """The IKE_SA_INIT response's fragmentation and signature-hash notifies; a task of its
+    own so the task order puts them after NAT-D and CERTREQ, where strongSwan puts them."""
+
+    def __init__(self, sa) -> None:
+        self.sa = sa
+
+    def build_r(self, ex: Exchange) -> bool:
+        if ex.exchange != ExchangeType.IKE_SA_INIT:
+            return True
         sa = self.sa
         frag = getattr(sa.init_conn, "fragmentation", "yes")
         if sa.peer_frag and frag != "no":
@@ -133,6 +141,7 @@ class IkeInit(Task):
                 NotifyType.SIGNATURE_HASH_ALGORITHMS,
                 b"".join(struct.pack(">H", h) for h in supported_hash_algorithms()),
             )
+        return True
 
 
 def _group_name(group: int | None) -> str:
