@@ -12,7 +12,12 @@ import sys
 # (command words, module, help)
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("start",), "ikegate.daemon.main", "run the gateway"),
-    (("status",), "ikegate.control.commands_status", "show IKE and CHILD SAs"),
+    (("status",), "ikegate.control.commands", "show established and connecting SAs"),
+    (("statusall",), "ikegate.control.commands", "show listening sockets, conns, pools and every SA"),
+    (("leases",), "ikegate.control.commands", "show virtual IP leases, online and offline"),
+    (("kill",), "ikegate.control.commands", "delete the SAs of an SA id, user, virtual IP or peer address"),
+    (("reload",), "ikegate.control.commands", "re-read the configuration (established SAs stay)"),
+    (("reload-secrets",), "ikegate.control.commands", "re-read ipsec.secrets (removed users' SAs go)"),
     (("config", "check"), "ikegate.config.check", "load the configuration and print it, or its errors"),
     (("example",), "ikegate.pki.example", "write the bundled example: seed config, demo PKI, users"),
 ]

@@ -77,8 +77,30 @@ class _SyslogFormatter(logging.Formatter):
         return f"ikegate[{record.process}]: {line.split(' ', 3)[3]}"
 
 
-def configure(charondebug: dict[str, int] | None = None, *, stream=None, syslog: bool = False) -> None:
-    """Set per-subsystem levels from a parsed ``charondebug`` and install one handler."""
+class _JournalFormatter(logging.Formatter):
+    """``<6>00[IKE] message``: stderr read by journald (sd-daemon priority prefix; the
+    journal adds time, name and pid)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = CharonFormatter().format(record)
+        return f"<{_syslog_priority(record.levelno)}>{line.split(' ', 3)[3]}"
+
+
+def _syslog_priority(level: int) -> int:
+    if level >= logging.ERROR:
+        return 3
+    if level >= logging.WARNING:
+        return 4
+    if level >= AUDIT:
+        return 5
+    return 6 if level >= CTRL else 7
+
+
+def configure(charondebug: dict[str, int] | None = None, *, stream=None, syslog: bool = False,
+              journal: bool = False) -> None:
+    """Set per-subsystem levels from a parsed ``charondebug`` and install one handler:
+    syslog (``/dev/log``, falling back to stderr), or ``stream`` (stderr) in charon's file
+    format, or in journald's stream format with ``journal``."""
     root = logging.getLogger("ikegate")
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -93,7 +115,7 @@ def configure(charondebug: dict[str, int] | None = None, *, stream=None, syslog:
             handler = None  # no syslog daemon here: stderr rather than silence
     if handler is None:
         handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(CharonFormatter())
+        handler.setFormatter(_JournalFormatter() if journal else CharonFormatter())
     root.addHandler(handler)
     root.propagate = False
     root.setLevel(PRIVATE)

@@ -1,7 +1,8 @@
 """The control socket: a root-only UNIX socket in the run directory.
 
 One JSON object per line in each direction: ``{"command": "status"}`` ->
-``{"ok": true, ...}``.  Commands are looked up in :data:`COMMANDS`; each gets the daemon.
+``{"ok": true, ...}``.  Commands are looked up in :data:`ikegate.control.handlers.COMMANDS`;
+each gets the daemon.
 """
 
 from __future__ import annotations
@@ -11,30 +12,11 @@ import json
 import os
 from pathlib import Path
 
+from ikegate.control.handlers import COMMANDS
 from ikegate.log import get_logger
 
 log = get_logger("dmn")
 MAX_REQUEST = 64 * 1024
-
-
-def _status(daemon, request: dict) -> dict:
-    gw = daemon.gateway
-    now = daemon.loop.time()
-    sas = gw.status(now)
-    counters = getattr(daemon.dataplane, "counters", None)
-    if counters is not None:
-        for sa in sas:
-            for child in sa["children"]:
-                c = counters(int(child["spi_in"], 16))
-                if c is not None:
-                    child.update(bytes_in=c.bytes_in, bytes_out=c.bytes_out, packets_in=c.packets_in,
-                                 packets_out=c.packets_out)
-    stats = getattr(daemon.dataplane, "stats", None)
-    return {"ok": True, "sas": sas, "dataplane": daemon.dataplane.name,
-            "dataplane_stats": stats() if stats is not None else {}}
-
-
-COMMANDS = {"status": _status}
 
 
 class ControlServer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -46,14 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from ikegate.config.loader import ConfigLoadError, load_config
 
-    logmod.configure(None, syslog=not args.foreground)
+    log_options = _log_options(args)
+    logmod.configure(None, **log_options)
     try:
         config, diagnostics = load_config(args.confdir)
     except ConfigLoadError as exc:
         print(f"ikegate: {exc}", file=sys.stderr)
         return 1
     setup = config.setup
-    logmod.configure(getattr(setup, "charondebug", None), syslog=not args.foreground)
+    logmod.configure(getattr(setup, "charondebug", None), **log_options)
     for item in getattr(diagnostics, "warnings", []):
         logmod.get_logger("cfg").info("%s", item)
     for item in getattr(diagnostics, "errors", []):
@@ -62,11 +64,32 @@ def run(args) -> int:
     if not runtime.conns:
         log.info("no connection to serve (auto=add) in %s/ipsec.conf", args.confdir)
     daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=make_dataplane(args.dataplane, args),
-                    ports=(args.ike_port, args.natt_port), pidfile=args.pidfile)
+                    ports=(args.ike_port, args.natt_port), pidfile=args.pidfile, confdir=args.confdir)
+    daemon.log_options = log_options
     try:
         return asyncio.run(daemon.serve())
     except KeyboardInterrupt:
         return 0
+
+
+def _log_options(args) -> dict:
+    """Where the log goes: syslog (journald reads /dev/log) by default; stderr with
+    ``--foreground``, in journald's own format (priority prefix, no timestamp) when stderr
+    is a systemd journal stream (``JOURNAL_STREAM``), as under the shipped unit."""
+    if not args.foreground:
+        return {"syslog": True}
+    return {"syslog": False, "journal": bool(os.environ.get("JOURNAL_STREAM"))}
+
+
+def _already_running(run_dir: Path) -> bool:
+    """Does a gateway answer on this run directory's control socket?  (UDP sockets with
+    SO_REUSEADDR would let a second daemon bind 500 and 4500 beside the first.)"""
+    from ikegate.control.client import ControlError, request
+
+    try:
+        return bool(request(run_dir, "status", timeout=2.0).get("ok"))
+    except (ControlError, OSError, ValueError):
+        return False
 
 
 def make_dataplane(choice: str, args=None):
@@ -81,8 +104,13 @@ def make_dataplane(choice: str, args=None):
 
 
 class Daemon:
-    def __init__(self, runtime, *, run_dir: Path, dataplane, ports=(500, 4500), pidfile=None) -> None:
+    def __init__(self, runtime, *, run_dir: Path, dataplane, ports=(500, 4500), pidfile=None,
+                 confdir: str | Path = "/etc") -> None:
         self.runtime = runtime
+        self.confdir = Path(confdir)
+        self.started_at = 0.0
+        self.log_options: dict = {}  # how run() configured logging, reused on reload
+        self._child_conns: dict[int, object] = {}  # CHILD SA unique id -> the conn it was made with
         self.run_dir = run_dir
         self.dataplane = dataplane
         self.ports = ports
@@ -99,11 +127,16 @@ class Daemon:
 
     async def serve(self) -> int:
         self.loop = asyncio.get_running_loop()
+        self.started_at = self.loop.time()
         self._stopping = asyncio.Event()
         self.gateway = Gateway(self.runtime, now=self.loop.time())
         self.gateway.esp_last_in = self._esp_last_in
         self.run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run_dir, 0o700)
+        if _already_running(self.run_dir):
+            log.info("another ikegate already answers on %s/ikegate.ctl: not starting", self.run_dir)
+            print(f"ikegate: already running with run directory {self.run_dir}", file=sys.stderr)
+            return 1
         self.sockets = open_ike_sockets(self.ports)
         for sock in self.sockets:
             self.loop.add_reader(sock.fileno(), self._readable, sock)
@@ -116,12 +149,13 @@ class Daemon:
         self.pidfile.write_text(f"{os.getpid()}\n")
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._stopping.set)
+        self.loop.add_signal_handler(signal.SIGHUP, self._sighup)
         listening = ", ".join(f"{'IPv6' if s.family == socket.AF_INET6 else 'IPv4'}:{s.local_port}" for s in self.sockets)
         log.info("ikegate ready, listening on %s, serving %s", listening,
                  ", ".join(c.name for c in self.runtime.conns) or "nothing")
         await self._stopping.wait()
         log.info("shutting down: deleting %d IKE SA(s)", len(self.gateway.sas))
-        self._process(self.gateway.shutdown(self.loop.time()))
+        self.process(self.gateway.shutdown(self.loop.time()))
         await asyncio.sleep(0.05)
         await control.stop()
         for sock in self.sockets:
@@ -138,6 +172,74 @@ class Daemon:
     def stop(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
+
+    def _sighup(self) -> None:
+        """SIGHUP (systemd's ExecReload, ``kill -HUP``): re-read ipsec.conf and ipsec.secrets."""
+        reply = self.reload_config()
+        if reply["ok"]:
+            self.reload_secrets()
+
+    # -- reloading -----------------------------------------------------------------------------
+
+    def reload_config(self) -> dict:
+        """``ikegate reload``: re-read the configuration directory.  New and changed conns
+        apply to new IKE SAs; established SAs keep theirs.  A file with errors is refused
+        and the running configuration kept."""
+        from ikegate.config.loader import ConfigLoadError, load_config
+
+        try:
+            config, diagnostics = load_config(self.confdir)
+        except ConfigLoadError as exc:
+            errors = [str(e) for e in exc.diagnostics.errors] or [str(exc)]
+            return self._refused("configuration", errors)
+        errors = [str(e) for e in diagnostics.errors]
+        if errors:
+            return self._refused("configuration", errors)
+        runtime = build_runtime(config, self.confdir, pools=self.runtime.pools)
+        old = {c.name: c for c in self.runtime.conns}
+        new = {c.name: c for c in runtime.conns}
+        changes = {
+            "added": [n for n in new if n not in old],
+            "changed": [n for n in new if n in old and new[n] != old[n]],
+            "unchanged": [n for n in new if n in old and new[n] == old[n]],
+            "removed": [n for n in old if n not in new],
+        }
+        self.runtime = runtime
+        self.gateway.set_runtime(runtime)
+        logmod.configure(getattr(config.setup, "charondebug", None), **self.log_options)
+        log.info("configuration reloaded from %s: %s", self.confdir,
+                 "; ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v) or "no conns")
+        return {"ok": True, **changes, "warnings": [str(w) for w in diagnostics.warnings]}
+
+    def reload_secrets(self) -> dict:
+        """``ikegate reload-secrets``: re-read ipsec.secrets (and its includes) for user and
+        PSK secrets.  Users added can connect at once; established SAs of users whose
+        secret is gone are deleted; nobody else is touched.  A file with errors is refused."""
+        from ikegate.config.errors import Diagnostics
+        from ikegate.config.secrets import load_secrets
+
+        path = self.confdir / "ipsec.secrets"
+        diagnostics = Diagnostics()
+        if not path.exists():
+            return self._refused("secrets", [f"{path}: file not found"])
+        secrets = load_secrets(path, self.confdir / "ipsec.d" / "private", diagnostics)
+        errors = [str(e) for e in diagnostics.errors]
+        if errors:
+            return self._refused("secrets", errors)
+        runtime = dataclasses.replace(self.runtime, secrets=secrets)
+        self.runtime = runtime
+        self.gateway.set_runtime(runtime)
+        orphans = self.gateway.without_secret(secrets)
+        deleted = [sa.unique_id for sa in orphans]
+        self.process(self.gateway.kill(orphans, "its secret was removed (reload-secrets)", self.loop.time()))
+        users = sum(1 for e in secrets.entries if e.shared_class in ("EAP", "NTLM"))
+        log.info("secrets reloaded from %s: %d user secret(s)%s", path, users,
+                 f", deleted IKE_SA(s) {', '.join(map(str, deleted))}" if deleted else "")
+        return {"ok": True, "users": users, "deleted": deleted}
+
+    def _refused(self, what: str, errors: list[str]) -> dict:
+        log.info("%s reload refused, the running %s is kept: %s", what, what, "; ".join(errors))
+        return {"ok": False, "error": f"{what} has errors: not loaded, the running {what} is kept", "errors": errors}
 
     # -- packets in --------------------------------------------------------------------------
 
@@ -163,22 +265,28 @@ class Daemon:
     def ike_received(self, data: bytes, src, dst) -> None:
         """One IKE message (non-ESP marker stripped); safe to call only from the loop's thread
         (a data plane reading port 4500 in another thread uses ``loop.call_soon_threadsafe``)."""
-        self._process(self.gateway.receive(data, src, dst, self.loop.time()))
+        self.process(self.gateway.receive(data, src, dst, self.loop.time()))
 
     # -- outputs -------------------------------------------------------------------------------
 
-    def _process(self, outputs: list) -> None:
+    def process(self, outputs: list) -> None:
+        """Carry out what the engine returned: datagrams out, CHILD SAs to the data plane
+        and the updown script (with the conn the SA was made with, even after a reload)."""
         for item in outputs:
             if isinstance(item, Send):
                 self.send(item)
             elif isinstance(item, ChildSaUp):
                 self.dataplane.install(item.info)
+                conn = self._child_conns.get(item.rekey_of.child_unique_id) if item.rekey_of is not None else None
+                conn = conn or self._conn(item.info.conn)
+                self._child_conns[item.info.child_unique_id] = conn
                 if item.rekey_of is None:  # strongSwan runs updown on up/down, not on rekeys
-                    self.updown.child_up(item.info, self._conn(item.info.conn))
+                    self.updown.child_up(item.info, conn)
             elif isinstance(item, ChildSaDown):
                 self.dataplane.remove(item.info)
+                conn = self._child_conns.pop(item.info.child_unique_id, None) or self._conn(item.info.conn)
                 if not item.replaced:
-                    self.updown.child_down(item.info, self._conn(item.info.conn))
+                    self.updown.child_down(item.info, conn)
             elif isinstance(item, ChildSaUpdated):
                 self.dataplane.update(item.info)
             elif isinstance(item, (IkeSaUp, IkeSaDown)):
@@ -191,7 +299,7 @@ class Daemon:
 
     def esp_peer_moved(self, spi_in: int, src, now: float | None = None) -> None:
         """The data plane saw authenticated ESP-in-UDP of ``spi_in`` from a new source (loop thread)."""
-        self._process(self.gateway.esp_peer_moved(spi_in, src, self.loop.time() if now is None else now))
+        self.process(self.gateway.esp_peer_moved(spi_in, src, self.loop.time() if now is None else now))
 
     def _conn(self, name: str):
         for conn in self.runtime.conns:
@@ -231,4 +339,4 @@ class Daemon:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._process(self.gateway.tick(self.loop.time()))
+        self.process(self.gateway.tick(self.loop.time()))

@@ -367,8 +367,56 @@ class Gateway:
 
     # -- control ------------------------------------------------------------------------------------
 
-    def status(self, now: float) -> list[dict]:
-        return [sa.describe(now) for sa in sorted(self.sas.values(), key=lambda s: s.unique_id)]
+    def status(self, now: float, *, states=(CONNECTING, ESTABLISHED)) -> list[dict]:
+        """The SAs in ``states`` (connecting and established by default), oldest first."""
+        return [sa.describe(now) for sa in sorted(self.sas.values(), key=lambda s: s.unique_id)
+                if sa.state in states]
+
+    def set_runtime(self, runtime) -> None:
+        """A reloaded configuration: new IKE SAs (and those rekeyed from now on) use it;
+        established SAs keep the conns and credentials they were made with."""
+        self.rt = runtime
+
+    def find(self, target: str) -> list[IkeSa]:
+        """SAs a control command names: an SA id (``7`` or ``conn[7]``), a virtual IP, the
+        peer's outer address, or a user (EAP identity or IKE identity)."""
+        target = target.strip()
+        live = [sa for sa in sorted(self.sas.values(), key=lambda s: s.unique_id) if sa.state in (CONNECTING, ESTABLISHED)]
+        number = target[target.index("[") + 1 : -1] if target.endswith("]") and "[" in target else target
+        if number.isdigit():
+            name = target[: target.index("[")] if "[" in target else None
+            return [sa for sa in live if sa.unique_id == int(number) and (name is None or sa.name == name)]
+        try:
+            address = ipaddress.ip_address(target)
+        except ValueError:
+            return [sa for sa in live if sa.eap_id == target or (sa.remote_id is not None and str(sa.remote_id) == target)]
+        return [sa for sa in live
+                if address in {ipaddress.ip_address(v) for v in sa.vips}
+                or ipaddress.ip_address(sa.remote.host) == address]  # fmt: skip
+
+    def kill(self, sas: list[IkeSa], reason: str, now: float) -> list:
+        """Delete these IKE SAs (an INFORMATIONAL Delete to established peers)."""
+        for sa in sas:
+            sa.now = now
+            if sa.state == ESTABLISHED:
+                sa.initiate_delete(reason)
+            else:
+                sa.destroy(reason)
+        return self._flush()
+
+    def without_secret(self, secrets) -> list[IkeSa]:
+        """Established SAs whose peer authenticated with a secret ``secrets`` no longer
+        holds: an EAP user who was removed, or a PSK peer without a key."""
+        orphans = []
+        for sa in self.sas.values():
+            if sa.state != ESTABLISHED:
+                continue
+            if sa.eap_id is not None:
+                if secrets.find_eap(sa.eap_id, sa.local_id) is None:
+                    orphans.append(sa)
+            elif sa.peer_auth_method == "psk" and not secrets.find_psk(sa.local_id, sa.remote_id):
+                orphans.append(sa)
+        return sorted(orphans, key=lambda s: s.unique_id)
 
     def shutdown(self, now: float) -> list:
         """Delete every IKE SA (INFORMATIONAL Delete to established peers), as on SIGTERM."""

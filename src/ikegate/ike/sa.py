@@ -134,6 +134,7 @@ class IkeSa:
         self.remote_id = None
         self.remote_id_payload = None
         self.eap_id: str | None = None
+        self.peer_auth_method: str | None = None  # how the peer proved itself: "eap" or "psk"
         self.msk: bytes | None = None
         # keys
         self.proposal = None
@@ -513,6 +514,7 @@ class IkeSa:
     # -- IKE rekeying ----------------------------------------------------------------------------
 
     _INHERITED = ("init_conn", "conn", "credentials", "local_id", "remote_id", "remote_id_payload", "eap_id",
+                  "peer_auth_method",
                   "peer_frag", "peer_hash_algs", "peer_redirect", "peer_natt", "nat_local", "nat_remote",
                   "nat_faked", "peer_mobike", "mobike", "peer_is_windows")
 

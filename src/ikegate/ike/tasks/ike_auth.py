@@ -191,6 +191,7 @@ class IkeAuth(Task):
             sa.log.info("verification of AUTH payload with EAP MSK failed")
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="EAP MSK AUTH mismatch")
         sa.log.info("authentication of '%s' with EAP successful", sa.remote_id)
+        sa.peer_auth_method = "eap"
         self.expect_final_auth = False
         self.peer_auth = auth
 
@@ -205,6 +206,7 @@ class IkeAuth(Task):
         if not hmac.compare_digest(expected, auth.data):
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="pre-shared key AUTH mismatch")
         sa.log.info("authentication of '%s' with pre-shared key successful", sa.remote_id)
+        sa.peer_auth_method = "psk"
         self.peer_auth = auth
 
     # -- building ------------------------------------------------------------------------
