@@ -559,7 +559,15 @@ class Identity:
     # -- text ------------------------------------------------------------------------
 
     def __str__(self) -> str:
-        """As strongSwan's %Y prints it."""
+        """As strongSwan's %Y prints it (computed once: identities are immutable and
+        printed or compared as text on every lookup)."""
+        text = self.__dict__.get("_text")
+        if text is None:
+            text = self._format()
+            object.__setattr__(self, "_text", text)
+        return text
+
+    def _format(self) -> str:
         t, data = self.id_type, self.data
         if t == ID_ANY:
             return "%any"

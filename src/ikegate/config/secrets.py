@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ikegate.config.errors import Diagnostics
-from ikegate.identity import MATCH_NONE, MATCH_PERFECT, Identity
+from ikegate.identity import ID_FQDN, ID_KEY_ID, ID_RFC822_ADDR, MATCH_NONE, MATCH_PERFECT, Identity
 
 #: stroke_cred.c MAX_SECRETS_RECURSION
 MAX_SECRETS_RECURSION = 10
@@ -82,6 +82,7 @@ class Secrets:
 
     def __init__(self, entries: list[SecretEntry] | tuple[SecretEntry, ...] = (), files: tuple[str, ...] = ()) -> None:
         self._entries: list[SecretEntry] = []
+        self._index: dict | None = None
         for entry in entries:
             self.add(entry)
         self.files = tuple(files)
@@ -100,6 +101,7 @@ class Secrets:
                     del self._entries[index]
                     break
         self._entries.append(entry)
+        self._index = None
 
     @property
     def entries(self) -> tuple[SecretEntry, ...]:
@@ -129,9 +131,7 @@ class Secrets:
         """
         best: SecretEntry | None = None
         best_me = best_other = MATCH_NONE
-        for entry in reversed(self._entries):
-            if entry.shared_class != shared_class:
-                continue
+        for entry in self._candidates(shared_class, me, other):
             match_me = max((me.matches(s) for s in entry.selectors), default=0) if me is not None else 0
             match_other = max((other.matches(s) for s in entry.selectors), default=0) if other is not None else 0
             if (me is not None or other is not None) and not match_me and not match_other:
@@ -141,6 +141,35 @@ class Secrets:
             if best_me == MATCH_PERFECT and best_other == MATCH_PERFECT:
                 break
         return best
+
+    def _candidates(self, shared_class: str, me: Identity | None, other: Identity | None) -> list[SecretEntry]:
+        """The entries of ``shared_class`` that can match ``me`` or ``other``, latest first.
+
+        With thousands of users a scan per lookup would cost milliseconds, so entries whose
+        selectors all match only their equals (user names, FQDNs and e-mail addresses
+        without a leading ``*``, key ids) are found by :meth:`Identity.key`; the others
+        (no selector, ``%any``, wildcards, DNs, addresses) are always tried."""
+        if self._index is None:
+            self._index = self._build_index()
+        always, by_key = self._index.get(shared_class, ([], {}))
+        found = dict(always)
+        for identity in (me, other):
+            if identity is not None:
+                found.update(by_key.get(identity.key(), ()))
+        return [found[position] for position in sorted(found, reverse=True)]
+
+    def _build_index(self) -> dict:
+        index: dict[str, tuple[list, dict]] = {}
+        for position, entry in enumerate(self._entries):
+            if entry.shared_class is None:
+                continue
+            always, by_key = index.setdefault(entry.shared_class, ([], {}))
+            if entry.selectors and all(_exact(s) for s in entry.selectors):
+                for selector in entry.selectors:
+                    by_key.setdefault(selector.key(), []).append((position, entry))
+            else:
+                always.append((position, entry))
+        return index
 
     def find_eap(self, user: str, server: Identity | None = None) -> tuple[str, bytes] | None:
         """The credential EAP-MSCHAPv2 uses for ``user`` (the MS-CHAPv2 Name, e.g.
@@ -161,6 +190,13 @@ class Secrets:
         """The IKE pre-shared key for the identity pair, or None."""
         entry = self.find_shared("IKE", me, other)
         return None if entry is None else entry.value
+
+
+def _exact(selector: Identity) -> bool:
+    """Does ``selector`` match only identities with the same :meth:`Identity.key`?"""
+    if selector.id_type in (ID_FQDN, ID_RFC822_ADDR):
+        return not selector.data.startswith(b"*")
+    return selector.id_type == ID_KEY_ID
 
 
 # ------------------------------------------------------------------------------------

@@ -342,7 +342,7 @@ class Gateway:
         me, other = str(sa.local_id), sa.lease_identity
         duplicates = [
             o for o in self.sas.values()
-            if o is not sa and o.state == ESTABLISHED and str(o.local_id) == me and o.lease_identity == other
+            if o is not sa and o.state == ESTABLISHED and o.lease_identity == other and str(o.local_id) == me
         ]  # fmt: skip
         if not duplicates:
             return
