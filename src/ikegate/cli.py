@@ -19,6 +19,9 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("reload",), "ikegate.control.commands", "re-read the configuration (established SAs stay)"),
     (("reload-secrets",), "ikegate.control.commands", "re-read ipsec.secrets (removed users' SAs go)"),
     (("config", "check"), "ikegate.config.check", "load the configuration and print it, or its errors"),
+    (("user", "add"), "ikegate.config.commands_user", "add a VPN user (NT hash in an included secrets file)"),
+    (("user", "passwd"), "ikegate.config.commands_user", "change a VPN user's password"),
+    (("user", "del"), "ikegate.config.commands_user", "remove a VPN user (their SAs are closed)"),
     (("doctor",), "ikegate.config.doctor", "check the configuration for known pitfalls, each with a fix"),
     (("example",), "ikegate.pki.example", "write the bundled example: seed config, demo PKI, users"),
 ]

@@ -174,3 +174,39 @@ def test_reload_refuses_broken_file_and_applies_changes(topology_factory, tmp_pa
     gateway.proc.send_signal(signal.SIGHUP)
     assert wait_for(lambda: gateway.log_text().count("configuration reloaded from") == 2, 5)
     assert gateway.running()
+
+
+def test_user_add_then_connect(topology, tmp_path, ikegate_gateway, strongswan_client_factory):
+    """``ikegate user add`` writes an NT hash (no plaintext), the running gateway reloads,
+    and a real client logs in with the password; ``user del`` closes that user's SA; a
+    gateway that refuses the reload makes the command exit 4."""
+    setup = write_seed(tmp_path / "seed")
+    gateway = ikegate_gateway(topology.gateway, setup.confdir)
+    ns = topology.gateway.ns
+
+    def user(*args: str, password: str | None = None):
+        return ns.run([sys.executable, "-m", "ikegate", "user", *args, "--confdir", str(setup.confdir),
+                       "--run-dir", str(gateway.run_dir)], input=password, check=False)
+
+    proc = user("add", "--password-stdin", "dave", password="correct horse battery\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "gateway reloaded secrets" in proc.stderr
+    files = b"".join(p.read_bytes() for p in setup.confdir.rglob("*") if p.is_file())
+    assert b"correct horse battery" not in files and b"dave : NTLM 0x" in files
+    client = strongswan_client_factory(topology.clients[0], topology.gateway.v4[0], ca_certs=[setup.root_cert],
+                                       eap_id="dave", password="correct horse battery")
+    ok, out = client.initiate(timeout=20)
+    assert ok, out + gateway.log_text()[-3000:]
+    assert [s["remote"]["eap_id"] for s in ctl_json(gateway, "status")["sas"]] == ["dave"]
+
+    proc = user("del", "dave")
+    assert proc.returncode == 0, proc.stderr
+    assert wait_for(lambda: deleted_by_gateway(client), 5), client.log_text()[-2000:]
+    assert ctl_json(gateway, "status")["sas"] == []
+
+    # a line the gateway refuses (written by hand while it ran) makes the next edit's reload fail
+    secrets = setup.confdir / "ipsec.secrets"
+    secrets.write_text(secrets.read_text() + "eve :EAP broken\n")
+    proc = user("add", "--password-stdin", "frank", password="pw-frank\n")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert f"{secrets}:" in proc.stderr
