@@ -28,7 +28,9 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ikegate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ikegate", description="An IKEv2/IPsec VPN gateway serving strongSwan's ipsec.conf and ipsec.secrets.",
+        epilog="Control commands exit 0 when done, 1 when refused or nothing matched, 3 when no gateway answers.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for words, module, help_text in COMMANDS:
