@@ -22,6 +22,10 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("user", "add"), "ikegate.config.commands_user", "add a VPN user (NT hash in an included secrets file)"),
     (("user", "passwd"), "ikegate.config.commands_user", "change a VPN user's password"),
     (("user", "del"), "ikegate.config.commands_user", "remove a VPN user (their SAs are closed)"),
+    (("profile", "windows"), "ikegate.profiles.command", "write a Windows PowerShell script for a conn"),
+    (("profile", "apple"), "ikegate.profiles.command", "write an Apple .mobileconfig for a conn"),
+    (("profile", "android"), "ikegate.profiles.command", "write a strongSwan Android .sswan profile for a conn"),
+    (("profile", "networkmanager"), "ikegate.profiles.command", "write a NetworkManager-strongswan keyfile for a conn"),
     (("doctor",), "ikegate.config.doctor", "check the configuration for known pitfalls, each with a fix"),
     (("example",), "ikegate.pki.example", "write the bundled example: seed config, demo PKI, users"),
 ]
