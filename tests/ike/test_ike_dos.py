@@ -4,6 +4,8 @@ the half-open timeout."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ikegate.wire.codec import decode_message
@@ -167,3 +169,64 @@ def test_established_sas_do_not_count_as_half_open(net):
     fourth = net.client(WINDOWS10, host=FLOODER, port=5004)
     assert net.exchange(fourth, fourth.sa_init_request()).get(PayloadType.SA) is not None
     assert net.gateway.stats["cookies_sent"] == 0
+
+
+def test_ikesa_limit_refuses_new_sas_and_frees_with_deletes(make_network, caplog):
+    """charon.ikesa_limit = 3: the 4th IKE_SA_INIT is dropped (strongSwan: "ignoring ...,
+    hitting IKE_SA limit"), established SAs are untouched, and a delete makes room."""
+    caplog.set_level(logging.INFO, logger="ikegate")
+    net = make_network(ikesa_limit=3)
+    clients = [net.client(WINDOWS10, user=user) for user in ("user1", "user2", "user3")]
+    for client in clients:
+        net.connect(client)
+        assert client.established
+    late = net.client(WINDOWS10, user="user1", initial_contact=False)
+    assert net.send(late, late.sa_init_request()) == []
+    assert net.gateway.stats["limited"] == 1
+    assert "(ikesa_limit)" in caplog.text
+    net.exchange(clients[0], clients[0].delete_ike())
+    assert net.exchange(late, late.sa_init_request()).get(PayloadType.SA) is not None
+
+
+def test_ikesa_limit_ip_counts_per_address_and_follows_rekeys(make_network):
+    """charon.ikesa_limit_ip = 2: a third SA from one address is refused while other
+    addresses connect; an IKE rekey keeps the count (the new SA replaces the old)."""
+    net = make_network(ikesa_limit_ip=2)
+    first, second = (net.client(WINDOWS10, host=FLOODER, port=port, user=user)
+                     for port, user in ((5001, "user1"), (5002, "user2")))
+    for client in (first, second):
+        net.connect(client)
+        assert client.established
+    assert net.gateway.sas_by_ip[FLOODER] == 2
+    third = net.client(WINDOWS10, host=FLOODER, port=5003, user="user3")
+    assert net.send(third, third.sa_init_request()) == []
+    other = net.client(WINDOWS10, user="user3")
+    net.connect(other)
+    assert other.established
+    assert net.gateway.sas_by_ip[FLOODER] == 2 and net.gateway.sas_by_ip[other.local.host] == 1
+    net.exchange(first, first.delete_ike())
+    assert net.gateway.sas_by_ip[FLOODER] == 1
+    net.connect(third)
+    assert third.established and net.gateway.sas_by_ip[FLOODER] == 2
+
+
+def test_a_flood_of_drops_is_logged_once_per_interval(make_network, caplog):
+    """Datagrams for unknown IKE SAs: each one is counted, the log gets one line per 10 s
+    with how many followed, so a flood cannot flood the log too."""
+    caplog.set_level(logging.INFO, logger="ikegate")
+    net = make_network()
+    client = net.client(WINDOWS10)
+    net.connect(client)
+    request = client.informational()  # an empty INFORMATIONAL (liveness check), answered
+    assert net.exchange(client, request) is not None
+    net.exchange(client, client.delete_ike())
+    assert net.sa_of(client) is None
+    caplog.clear()
+    for _ in range(50):
+        net.send(client, request)
+    assert net.gateway.stats["dropped"] >= 50
+    assert caplog.text.count("for unknown IKE SA") == 1
+    net.advance(11)
+    net.send(client, request)
+    lines = [r.getMessage() for r in caplog.records if "for unknown IKE SA" in r.getMessage()]
+    assert len(lines) == 2 and "(49 more unknown SA drops in the last 11s)" in lines[1]

@@ -53,6 +53,7 @@ DEFAULTS: dict[str, tuple[str, object]] = {
     "charon.dos_protection": ("bool", True),
     "charon.init_limit_half_open": ("int", 0),
     "charon.ikesa_limit": ("int", 0),
+    "charon.ikesa_limit_ip": ("int", 0),  # ikegate's own: IKE SAs per peer address
     "charon.fragment_size": ("int", 1280),
     "charon.max_packet": ("int", 10000),
     "charon.prefer_configured_proposals": ("bool", False),  # strongSwan: yes -- see module doc

@@ -33,6 +33,7 @@ mgr = get_logger("mgr")
 ZERO_SPI = bytes(8)
 COOKIE_SECRET_LIFETIME = 120.0
 REPLACE_DELAY = 10.0  # strongSwan delays deleting a duplicate that may be a reauth
+DROP_LOG_INTERVAL = 10.0  # a flood of one kind of drop is logged once per interval
 
 
 class Gateway:
@@ -57,6 +58,9 @@ class Gateway:
         self._cookie_secrets = {0: runtime.random(32)}
         self._cookie_rotated = now
         self.stats: Counter = Counter()
+        self.sas_by_ip: Counter = Counter()  # IKE SAs (half-open included) by the address they came from
+        self._now = now
+        self._drop_log: dict[str, list] = {}  # kind -> [last logged, suppressed since]
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -130,6 +134,7 @@ class Gateway:
     # -- input ----------------------------------------------------------------------------
 
     def receive(self, data: bytes, src: Endpoint, dst: Endpoint, now: float) -> list:
+        self._now = now
         if len(data) > self.rt.settings.max_packet:
             # strongSwan reads at most charon.max_packet bytes and discards longer datagrams
             self._drop(f"{len(data)} byte datagram from {src} exceeds max_packet {self.rt.settings.max_packet}")
@@ -164,12 +169,14 @@ class Gateway:
         ours, theirs = (msg.spi_r, msg.spi_i) if msg.initiator else (msg.spi_i, msg.spi_r)
         sa = self.sas.get(ours)
         if sa is None or sa.peer_spi != theirs or sa.original_initiator == msg.initiator:
-            self._drop(f"{describe(msg)} from {src} for unknown IKE SA {msg.spi_i.hex()}_i {msg.spi_r.hex()}_r")
+            self._drop(f"{describe(msg)} from {src} for unknown IKE SA {msg.spi_i.hex()}_i {msg.spi_r.hex()}_r",
+                       kind="unknown SA")
             return self._flush()
         sa.receive(data, msg, src, dst, now)
         return self._flush()
 
     def tick(self, now: float) -> list:
+        self._now = now
         self._rotate_cookie_secret(now)
         seen = set()
         while self._timers and self._timers[0][0] <= now:
@@ -186,9 +193,20 @@ class Gateway:
                 self.schedule(sa, nxt)
         return self._flush()
 
-    def _drop(self, why: str) -> None:
+    def _drop(self, why: str, kind: str | None = None) -> None:
+        """Count and log a dropped datagram; drops of a ``kind`` that floods (limits,
+        blocks, unknown SAs) are logged once per DROP_LOG_INTERVAL with how many followed."""
         self.stats["dropped"] += 1
-        log.info("%s, dropped", why)
+        if kind is None:
+            log.info("%s, dropped", why)
+            return
+        entry = self._drop_log.get(kind)
+        if entry is not None and self._now - entry[0] < DROP_LOG_INTERVAL:
+            entry[1] += 1
+            return
+        more = f" ({entry[1]} more {kind} drops in the last {self._now - entry[0]:.0f}s)" if entry and entry[1] else ""
+        log.info("%s, dropped%s", why, more)
+        self._drop_log[kind] = [self._now, 0]
 
     def _reply_plain(self, spi_i, spi_r, exchange, mid, notify, data, src, dst) -> None:
         msg = Message(spi_i, spi_r, exchange, mid, initiator=False, response=True,
@@ -205,11 +223,21 @@ class Gateway:
         per_ip = self.half_open_by_ip[src.host]
         if settings.block_threshold and per_ip >= settings.block_threshold:
             self.stats["blocked"] += 1
-            self._drop(f"peer {src.host} has {per_ip} half-open IKE SAs (block_threshold)")
+            self._drop(f"peer {src.host} has {per_ip} half-open IKE SAs (block_threshold)", kind="blocked")
             return
         if settings.init_limit_half_open and len(self.half_open) >= settings.init_limit_half_open:
             self.stats["limited"] += 1
-            self._drop("half-open IKE SA limit reached")
+            self._drop(f"IKE_SA_INIT from {src}: {len(self.half_open)} half-open IKE SAs (init_limit_half_open)",
+                       kind="half-open limit")
+            return
+        if settings.ikesa_limit and len(self.sas) >= settings.ikesa_limit:
+            self.stats["limited"] += 1
+            self._drop(f"IKE_SA_INIT from {src}: {len(self.sas)} IKE SAs (ikesa_limit)", kind="IKE SA limit")
+            return
+        if settings.ikesa_limit_ip and self.sas_by_ip[src.host] >= settings.ikesa_limit_ip:
+            self.stats["limited"] += 1
+            self._drop(f"IKE_SA_INIT from {src}: {self.sas_by_ip[src.host]} IKE SAs from {src.host} (ikesa_limit_ip)",
+                       kind="per-address limit")
             return
         if self._cookie_required(src):
             if not self._cookie_valid(msg, src, now):
@@ -233,6 +261,7 @@ class Gateway:
         self.half_open.add(sa)
         self.half_open_by_ip[src.host] += 1
         sa.init_key = (msg.spi_i, src.host)
+        self._count_ip(sa, src.host)
         mgr.log(15, "created IKE_SA (unnamed)[%d] for %s", sa.unique_id, src)
         sa.receive(data, msg, src, dst, now)
         if sa.state != DEAD:
@@ -242,6 +271,7 @@ class Gateway:
         """A fresh IKE SA (our new SPI) to take over from ``old`` after the peer's IKE rekey."""
         new = IkeSa(self, spi_i, self._new_spi(), old.local, old.remote, old.candidate_conns, old.now)
         self.sas[new.spi_r] = new
+        self._count_ip(new, old.counted_ip)
         return new
 
     def new_initiated_sa(self, old: IkeSa, *, spi_i: bytes, spi_r: bytes) -> IkeSa:
@@ -251,6 +281,7 @@ class Gateway:
                     original_initiator=True)
         self.reserved_spis.discard(spi_i)
         self.sas[spi_i] = new
+        self._count_ip(new, old.counted_ip)
         return new
 
     def reserve_spi(self) -> bytes:
@@ -280,8 +311,18 @@ class Gateway:
             if self.half_open_by_ip[host] <= 0:
                 del self.half_open_by_ip[host]
 
+    def _count_ip(self, sa: IkeSa, host: str | None) -> None:
+        if host is not None:
+            sa.counted_ip = host
+            self.sas_by_ip[host] += 1
+
     def remove(self, sa: IkeSa) -> None:
         self.half_open_done(sa)
+        if sa.counted_ip is not None:
+            self.sas_by_ip[sa.counted_ip] -= 1
+            if self.sas_by_ip[sa.counted_ip] <= 0:
+                del self.sas_by_ip[sa.counted_ip]
+            sa.counted_ip = None
         # the IKE_SA_INIT index lives as long as the SA (strongSwan's init hash table): a
         # replayed IKE_SA_INIT of an established SA reaches it and is ignored there
         key = sa.init_key

@@ -29,6 +29,8 @@ class Settings:
     cookie_threshold_ip: int = 3  # half-open SAs from one IP before COOKIEs are required
     block_threshold: int = 5  # half-open SAs from one IP before its requests are dropped
     init_limit_half_open: int = 0  # 0 = unlimited
+    ikesa_limit: int = 0  # IKE SAs in total before new IKE_SA_INITs are dropped (0 = unlimited)
+    ikesa_limit_ip: int = 0  # ikegate's: IKE SAs from one address before its IKE_SA_INITs are dropped
     fragment_size: int = 1280  # whole IP datagram (IPv6 minimum MTU)
     max_packet: int = 10000
     max_fragments: int = 64
@@ -45,7 +47,7 @@ class Settings:
         if conf is None:
             return s
         ints = ("retransmit_tries", "cookie_threshold", "cookie_threshold_ip", "block_threshold",
-                "init_limit_half_open", "fragment_size", "max_packet", "nonce_size")  # fmt: skip
+                "init_limit_half_open", "ikesa_limit", "ikesa_limit_ip", "fragment_size", "max_packet", "nonce_size")  # fmt: skip
         floats = ("retransmit_timeout", "retransmit_base", "half_open_timeout", "keep_alive",
                   "delete_rekeyed_delay")  # fmt: skip
         for name in ints:

@@ -126,6 +126,7 @@ class IkeSa:
         self.established_at: float | None = None
         self.candidate_conns = candidate_conns
         self.init_key: tuple | None = None  # (SPIi, host) in the gateway's IKE_SA_INIT index
+        self.counted_ip: str | None = None  # where the gateway counts it (Gateway.sas_by_ip)
         self.timer_at: float | None = None  # our entry in the gateway's timer heap
         self.init_conn = None
         self.conn = None
