@@ -33,7 +33,7 @@ mgr = get_logger("mgr")
 ZERO_SPI = bytes(8)
 COOKIE_SECRET_LIFETIME = 120.0
 REPLACE_DELAY = 10.0  # strongSwan delays deleting a duplicate that may be a reauth
-DROP_LOG_INTERVAL = 10.0  # a flood of one kind of drop is logged once per interval
+DROP_LOG_BURST, DROP_LOG_INTERVAL = 20, 1.0  # a flood of drops: 20 log lines, then one a second
 
 
 class Gateway:
@@ -60,7 +60,7 @@ class Gateway:
         self.stats: Counter = Counter()
         self.sas_by_ip: Counter = Counter()  # IKE SAs (half-open included) by the address they came from
         self._now = now
-        self._drop_log: dict[str, list] = {}  # kind -> [last logged, suppressed since]
+        self._drop_log: dict[str, tuple] = {}  # kind -> (log tokens, when, drops not logged)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -194,19 +194,21 @@ class Gateway:
         return self._flush()
 
     def _drop(self, why: str, kind: str | None = None) -> None:
-        """Count and log a dropped datagram; drops of a ``kind`` that floods (limits,
-        blocks, unknown SAs) are logged once per DROP_LOG_INTERVAL with how many followed."""
+        """Count and log a dropped datagram.  Drops of a ``kind`` that can flood (limits,
+        blocks, unknown SAs) share a token bucket: a burst of DROP_LOG_BURST lines, then one
+        per DROP_LOG_INTERVAL seconds, the next line saying how many went unlogged."""
         self.stats["dropped"] += 1
         if kind is None:
             log.info("%s, dropped", why)
             return
-        entry = self._drop_log.get(kind)
-        if entry is not None and self._now - entry[0] < DROP_LOG_INTERVAL:
-            entry[1] += 1
+        tokens, last, hidden = self._drop_log.get(kind, (DROP_LOG_BURST, self._now, 0))
+        tokens = min(DROP_LOG_BURST, tokens + (self._now - last) / DROP_LOG_INTERVAL)
+        if tokens < 1:
+            self._drop_log[kind] = (tokens, self._now, hidden + 1)
             return
-        more = f" ({entry[1]} more {kind} drops in the last {self._now - entry[0]:.0f}s)" if entry and entry[1] else ""
+        more = f" ({hidden} more {kind} drops not logged)" if hidden else ""
         log.info("%s, dropped%s", why, more)
-        self._drop_log[kind] = [self._now, 0]
+        self._drop_log[kind] = (tokens - 1, self._now, 0)
 
     def _reply_plain(self, spi_i, spi_r, exchange, mid, notify, data, src, dst) -> None:
         msg = Message(spi_i, spi_r, exchange, mid, initiator=False, response=True,
