@@ -16,15 +16,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 

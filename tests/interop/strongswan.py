@@ -422,7 +422,7 @@ class ClientConn:
     child_extra: str = ""
 
     def swanctl_section(self) -> str:
-        conn = [f"version = 2", f"remote_addrs = {self.remote_addrs}"]
+        conn = ["version = 2", f"remote_addrs = {self.remote_addrs}"]
         if self.local_addrs:
             conn.append(f"local_addrs = {self.local_addrs}")
         if self.remote_port:

@@ -12,7 +12,6 @@ import sys
 from .gateway import wait_for
 from .netns import ping
 from .seed import SEED_DNS, write_seed
-from .strongswan import ClientConn
 
 
 def ctl(gateway, *args: str, check: int | None = 0):

@@ -447,8 +447,8 @@ def _san(ctx: Context, conn: Conn, cert: x509.Certificate, label: str, where: st
         address = None
     source = "--server-name" if ctx.server_name else f"{conn.local.side}id"
     if address is not None and address in _ip_sans(cert):
-        detail = (f"only as an iPAddress SAN: Windows matches dNSName entries only (error 13801), "
-                  f"the IP address must be a DNS SAN too")
+        detail = ("only as an iPAddress SAN: Windows matches dNSName entries only (error 13801), "
+                  "the IP address must be a DNS SAN too")
     else:
         have = ", ".join(dns_names) if dns_names else "none"
         detail = (f"not among its DNS subjectAltNames ({have}): Windows fails with error 13801, "

@@ -42,11 +42,9 @@ by hand.  Nothing here prints or logs a password or hash.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import glob
 import os
-import tempfile
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ from pathlib import Path
 from ikegate.config.errors import Diagnostics
 from ikegate.config.secrets import MAX_SECRETS_RECURSION, SecretEntry, Secrets, load_secrets
 from ikegate.crypto.mschap import nt_password_hash
+from ikegate.files import atomic_write
 from ikegate.identity import ID_ANY, Identity
 
 __all__ = [
@@ -500,7 +499,7 @@ class _Edit:
         if original is None and not path.parent.is_dir():
             path.parent.mkdir(mode=0o700, parents=True)
             path.parent.chmod(0o700)  # mkdir's mode is filtered by the umask
-        _atomic_write(path, data, FILE_MODE, owner)
+        atomic_write(path, data, FILE_MODE, owner)
 
     def _rollback(self, cause: BaseException | None) -> None:
         failures = []
@@ -510,7 +509,7 @@ class _Edit:
                     path.unlink(missing_ok=True)
                 else:
                     data, st = original
-                    _atomic_write(path, data, st.st_mode & 0o7777, (st.st_uid, st.st_gid))
+                    atomic_write(path, data, st.st_mode & 0o7777, (st.st_uid, st.st_gid))
             except OSError as exc:
                 failures.append(f"{path}: {exc.strerror}")
         self._originals.clear()
@@ -533,36 +532,3 @@ def _new_errors(before: Diagnostics, after: Diagnostics) -> list:
     return new
 
 
-def _atomic_write(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
-    """Write ``data`` to a temporary file next to ``path`` (``mode``, ``owner``),
-    fsync it and rename it over ``path``; then fsync the directory."""
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        try:
-            if owner is not None:
-                st = os.fstat(fd)
-                if (st.st_uid, st.st_gid) != owner:
-                    os.fchown(fd, *owner)
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    except OSError as exc:  # some file systems cannot fsync a directory
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(dir_fd)

@@ -25,7 +25,7 @@ from ikegate.ike.events import Endpoint, Send
 from ikegate.ike.sa import CONNECTING, DEAD, ESTABLISHED, IkeSa
 from ikegate.log import get_logger
 from ikegate.wire.codec import DecodeError, Message, decode_header, decode_message, describe, encode_message
-from ikegate.wire.constants import ExchangeType, HeaderFlag, NotifyType, PayloadType
+from ikegate.wire.constants import ExchangeType, NotifyType, PayloadType
 from ikegate.wire.payloads import NotifyPayload
 
 log = get_logger("net")

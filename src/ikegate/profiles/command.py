@@ -25,11 +25,10 @@ says why), or the output exists; 2 usage errors.  Warnings go to standard error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from ikegate.files import atomic_write
 from ikegate.profiles import KINDS, build_profile
 from ikegate.profiles.common import ProfileError, describe_conn
 
@@ -77,23 +76,6 @@ def _default_output(args: argparse.Namespace, extension: str) -> Path:
     stem = args.conn + (f"-{args.user}" if args.user else "")
     stem = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in stem)
     return Path(stem + extension)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file renamed over it), with ``mode``."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 if path.exists():
                     raise ProfileError(f"{path} exists; use --force to overwrite it")
         for path, content in extra:
-            _write(path, content, 0o644)
-        _write(output, data, 0o600)
+            atomic_write(path, content, 0o644)
+        atomic_write(output, data, 0o600)
     except ProfileError as exc:
         print(f"ikegate profile: {exc}", file=sys.stderr)
         return 1

@@ -245,7 +245,7 @@ def build(profile: ConnProfile) -> bytes:
         f"{{ Remove-VpnConnection -Name $Name{scope} -Force }}",
         "$Eap = New-EapConfiguration",
         "Add-VpnConnection -Name $Name -ServerAddress $Server -TunnelType Ikev2 -AuthenticationMethod Eap "
-        f"-EapConfigXmlStream $Eap.EapConfigXmlStream -EncryptionLevel Required"
+        "-EapConfigXmlStream $Eap.EapConfigXmlStream -EncryptionLevel Required"
         + (" -SplitTunneling" if split else "") + scope,
         "",
         "# the strongest suite the gateway accepts (Windows' defaults start with 3DES and modp1024)",

@@ -55,7 +55,6 @@ class IkeAuth(Task):
         if ex.exchange != ExchangeType.IKE_AUTH:
             return
         self.round += 1
-        sa = self.sa
         if self.round == 1:
             self._process_first(ex)
             return
