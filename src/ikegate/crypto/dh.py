@@ -11,10 +11,11 @@ src/libstrongswan/crypto/key_exchange.c: 256 bits up to MODP-1536, 384 bits for
 2048/3072, 512 bits above; strongSwan itself uses them with
 ``charon.dh_exponent_ansi_x9_42 = no`` and full-length exponents otherwise), which are
 at least twice each group's security strength (RFC 3526 8).
-Modular exponentiation goes through a small :class:`ModpBackend`: Python's ``pow()`` by
-default, ``gmpy2.powmod`` when gmpy2 is importable (several times faster; not a
-dependency).  cryptography's FFDH is not used: it is deprecated, and it recognises no
-group for MODP-1024, where it costs ~35 ms per exchange.  The shared secret is
+Modular exponentiation goes through a small :class:`ModpBackend`: ``gmpy2.powmod`` (a
+dependency: 0.34 ms against pow()'s 3.7 ms per MODP-2048 exponentiation here), with
+Python's ``pow()`` as the fallback where gmpy2 cannot be imported.  cryptography's FFDH is
+not used: it is deprecated, and it recognises no group for MODP-1024, where it costs
+~35 ms per exchange.  The shared secret is
 left-padded to the modulus length (RFC 7296 2.14 / RFC 2631).
 
 ECP (RFC 5903 for 19/20/21 and 25/26, RFC 6954 for Brainpool 28-30): KE data is x | y

@@ -2,9 +2,11 @@
 
 pyroute2 0.9's synchronous ``IPRoute`` drives its own asyncio loop and refuses to run in
 a thread whose loop is already running (the daemon's).  :class:`Netlink` therefore owns
-one ``IPRoute`` in one dedicated thread and every call is handed to that thread and
-waited for: a route change costs well under a millisecond, like the synchronous netlink
-calls of charon's kernel-netlink.
+one ``IPRoute`` in one dedicated thread and every call is handed to that thread.  Link
+set-up waits for the answer; route changes for CHILD SAs are queued without waiting (in
+order), since pyroute2 spends about a millisecond of Python per change and the event
+loop has connects to answer meanwhile.  Path MTUs come from the kernel's route lookup
+for a connected UDP socket (:func:`path_mtu`), not from netlink.
 
 Routing decision (documented in :mod:`ikegate.dataplane.userspace`): one route per
 remote traffic selector of each installed CHILD SA (the client's virtual IPs: /32 and
@@ -23,7 +25,7 @@ from typing import Callable, Iterable, TypeVar
 
 from ikegate.log import get_logger
 
-__all__ = ["RTPROT_IKEGATE", "Netlink", "RouteSet", "selector_networks"]
+__all__ = ["RTPROT_IKEGATE", "Netlink", "RouteSet", "path_mtu", "selector_networks"]
 
 log = get_logger("knl")
 
@@ -50,6 +52,18 @@ class Netlink:
 
     def _call(self, func: Callable[..., T], *args, **kwargs) -> T:
         return self._executor.submit(func, *args, **kwargs).result()
+
+    def _post(self, func: Callable[[], object], what: str) -> None:
+        """Run ``func`` on the netlink thread without waiting (calls keep their order);
+        a failure is logged there."""
+
+        def run():
+            try:
+                func()
+            except Exception as exc:
+                log.info("%s: %s", what, exc)
+
+        self._executor.submit(run)
 
     def _ipr_get(self):
         if self._ipr is None:
@@ -127,16 +141,21 @@ class Netlink:
 
         return self._call(_flush)
 
-    def add_route(self, network: str, index: int, table: int) -> None:
+    def add_route(self, network: str, index: int, table: int, *, wait: bool = True) -> None:
+        """Route ``network`` into link ``index``; with ``wait=False`` queued on the netlink
+        thread (in order with later changes) so the caller's event loop does not block."""
         family = socket.AF_INET6 if ":" in network else socket.AF_INET
 
         def _add():
             self._ipr_get().route("replace", dst=network, oif=index, table=table,
                                   proto=RTPROT_IKEGATE, family=family)
 
-        self._call(_add)
+        if wait:
+            self._call(_add)
+        else:
+            self._post(_add, f"cannot route {network} into the TUN")
 
-    def delete_route(self, network: str, index: int, table: int) -> None:
+    def delete_route(self, network: str, index: int, table: int, *, wait: bool = True) -> None:
         family = socket.AF_INET6 if ":" in network else socket.AF_INET
 
         def _delete():
@@ -146,66 +165,70 @@ class Netlink:
             except Exception as exc:  # gone with the link, or removed by the admin
                 log.debug("deleting route %s: %s", network, exc)
 
-        self._call(_delete)
+        if wait:
+            self._call(_delete)
+        else:
+            self._post(_delete, f"deleting route {network}")
 
-    def path_mtu(self, host: str) -> int | None:
-        """The MTU the kernel would use toward ``host``: a cached path MTU if it learnt
-        one, else the MTU of the outgoing link; None if there is no route."""
+    def sync(self) -> None:
+        """Wait until every queued route change is done."""
+        self._call(lambda: None)
 
-        def _mtu():
-            ipr = self._ipr_get()
-            try:
-                routes = ipr.route("get", dst=host)
-            except Exception:
-                return None
-            if not routes:
-                return None
-            route = routes[0]
-            metrics = route.get("RTA_METRICS")
-            if metrics is not None:
-                mtu = metrics.get("RTAX_MTU")
-                if mtu:
-                    return int(mtu)
-            oif = route.get("RTA_OIF")
-            if oif is None:
-                return None
-            links = ipr.get_links(oif)
-            return links[0].get("IFLA_MTU") if links else None
 
-        return self._call(_mtu)
+IP_MTU, IPV6_MTU = 14, 24  # linux/in.h, linux/in6.h
+
+
+def path_mtu(host: str) -> int | None:
+    """The MTU the kernel would use toward ``host``: a cached path MTU if it learnt one,
+    else the outgoing link's (``IP_MTU`` of a connected UDP socket: a route lookup in the
+    kernel, some microseconds, where a netlink query through pyroute2 costs a millisecond);
+    None if there is no route."""
+    v6 = ":" in host
+    with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((host, 9))
+            return sock.getsockopt(socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP, IPV6_MTU if v6 else IP_MTU)
+        except OSError:
+            return None
 
 
 class RouteSet:
-    """Reference-counted routes into the TUN: a prefix stays while some SA needs it."""
+    """Reference-counted routes into the TUN: a prefix stays while some SA needs it.
+    Changes are queued on the netlink thread (the event loop never waits for them)."""
 
     def __init__(self, netlink: Netlink, index: int, table: int = MAIN_TABLE) -> None:
         self.netlink = netlink
         self.index = index
         self.table = table
         self.users: dict[str, set[int]] = {}  # prefix -> inbound SPIs that route it
+        self.claims: dict[int, list[str]] = {}  # inbound SPI -> the prefixes it claimed
 
     def add(self, owner: int, networks: Iterable[str]) -> None:
+        claimed = self.claims.setdefault(owner, [])
         for network in networks:
             users = self.users.get(network)
             if users is None:
                 self.users[network] = {owner}
-                try:
-                    self.netlink.add_route(network, self.index, self.table)
-                except Exception as exc:
-                    log.info("cannot route %s into the TUN: %s", network, exc)
-            else:
+                self.netlink.add_route(network, self.index, self.table, wait=False)
+            elif owner not in users:
                 users.add(owner)
+            else:
+                continue
+            claimed.append(network)
 
     def release(self, owner: int) -> None:
         """Drop ``owner``'s claim on every prefix; delete the prefixes nobody needs."""
-        for network in [n for n, users in self.users.items() if owner in users]:
-            users = self.users[network]
+        for network in self.claims.pop(owner, ()):
+            users = self.users.get(network)
+            if users is None:
+                continue
             users.discard(owner)
             if not users:
                 del self.users[network]
-                self.netlink.delete_route(network, self.index, self.table)
+                self.netlink.delete_route(network, self.index, self.table, wait=False)
 
     def clear(self) -> None:
         for network in list(self.users):
             self.netlink.delete_route(network, self.index, self.table)
         self.users.clear()
+        self.claims.clear()

@@ -60,7 +60,7 @@ from pathlib import Path
 
 from ikegate.dataplane.counters import CounterBoard, SlotAllocator
 from ikegate.dataplane.interface import SaCounters
-from ikegate.dataplane.routes import MAIN_TABLE, Netlink, RouteSet, selector_networks
+from ikegate.dataplane.routes import MAIN_TABLE, Netlink, RouteSet, path_mtu, selector_networks
 from ikegate.dataplane.satable import SaSpec, inner_mtu
 from ikegate.dataplane.tun import DEFAULT_MTU, DEFAULT_NAME, open_tun
 from ikegate.dataplane.workers import InboundWorker, OutboundWorker, RAW, UDP, start_threads
@@ -377,7 +377,7 @@ class UserspaceDataPlane:
 
     def _specs(self, info: ChildSaInfo, slot: int) -> tuple[SaSpec, SaSpec]:
         outer_version = 6 if ":" in info.remote.host else 4
-        path = self.netlink.path_mtu(info.remote.host) or DEFAULT_PATH_MTU
+        path = path_mtu(info.remote.host) or DEFAULT_PATH_MTU
         mtu = min(self.mtu, inner_mtu(path, outer_version, info.udp_encap, info.encr_id, info.integ_id))
         integ_id = info.integ_id or None
         common = dict(
