@@ -101,6 +101,12 @@ def configure(charondebug: dict[str, int] | None = None, *, stream=None, syslog:
     """Set per-subsystem levels from a parsed ``charondebug`` and install one handler:
     syslog (``/dev/log``, falling back to stderr), or ``stream`` (stderr) in charon's file
     format, or in journald's stream format with ``journal``."""
+    # no caller frames, thread or multiprocessing names in our records (the logging HOWTO's
+    # "Optimization": a handshake logs ~40 lines, and looking up the caller's frame for each
+    # cost more than formatting it)
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root = logging.getLogger("ikegate")
     for handler in list(root.handlers):
         root.removeHandler(handler)
