@@ -1,13 +1,17 @@
 #!/bin/sh
 # Installs what ikegate and its tests need on Debian 12 (run as root):
-# Debian packages (strongSwan as the reference client, iperf3, tshark, nftables) and a
-# virtual environment in .venv with ikegate and its test extras.
+# Debian packages (strongSwan as the reference client, iperf3, tshark, nftables; user-mode
+# Linux, openiked and libreswan's libraries for the kernel-bound clients), libreswan unpacked
+# into a private folder (it conflicts with strongSwan's packages), and a virtual environment in
+# .venv with ikegate and its test extras.
 set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="python3 python3-venv python3-pip iproute2 nftables iperf3 tshark
 strongswan-charon strongswan-swanctl strongswan-starter strongswan-pki
-libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-extra-plugins"
+libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-extra-plugins
+user-mode-linux openiked kmod libnss3-tools libnss3 libnspr4 libcurl3-nss libevent-core-2.1-7
+libevent-pthreads-2.1-7 libldns3 libunbound8 libldap-2.5-0"
 
 missing=""
 for p in $PKGS; do
@@ -19,8 +23,10 @@ if [ -n "$missing" ]; then
     apt-get update -q
     apt-get install -y -q --no-install-recommends $missing
 fi
-# Debian starts charon from these packages; our tests run their own charons.
-systemctl disable --now strongswan-starter strongswan 2>/dev/null || true
+# Debian starts charon and iked from these packages; our tests run their own.
+systemctl disable --now strongswan-starter strongswan openiked 2>/dev/null || true
+# libreswan 4.10 for the user-mode Linux interop tests (idempotent)
+sh scripts/uml/fetch-libreswan.sh
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
