@@ -526,3 +526,14 @@ def test_cli_dispatch(seed, monkeypatch, capsys):
                      "--password-stdin", "dave"])
     assert code == 0
     assert load(seed.directory)[0].find_eap("dave") == ("NTLM", md4_nt_hash("pw"))
+
+
+def test_a_killed_edits_temporary_file_is_removed_by_the_next(seed):
+    """A temporary file left by an edit killed before its rename (it holds the new line) is
+    cleaned up by the next edit of that file."""
+    users_file = seed.directory / "ipsec.d" / "secrets" / "myvpn"
+    stale = users_file.parent / ".myvpn.k1ll3d.tmp"
+    stale.write_bytes(b'bob : EAP "half-written"\n')
+    set_password(seed.directory, "bob", "new-password")
+    assert not stale.exists()
+    assert load(seed.directory)[0].find_eap("bob") == ("NTLM", md4_nt_hash("new-password"))

@@ -1,7 +1,7 @@
 """Launcher for the gateway under test: ``python -m ikegate start`` in a namespace.
 
 The daemon is ready when something in the namespace has bound UDP port 500
-(checked with ``ss -uln`` there) and its control socket exists.  Its stdout and stderr go to a file in the run
+(checked with ``ss -uln`` there) and its control socket answers.  Its stdout and stderr go to a file in the run
 directory; :meth:`IkegateGateway.stop` sends SIGTERM, then SIGKILL.
 """
 
@@ -58,12 +58,21 @@ class IkegateGateway:
         except NetnsError as exc:
             self.stop()
             raise NetnsError(f"ikegate did not become ready: {exc}\n{self.log_text()[-3000:]}") from None
-        # the control socket comes up after the data plane: wait for it too
-        if not wait_for(lambda: (self.run_dir / "ikegate.ctl").exists() or not self.running(), timeout) or not self.running():
+        # the control socket comes up after the data plane: wait until it answers (a file
+        # left by a crashed daemon exists but does not)
+        if not wait_for(lambda: self._answers() or not self.running(), timeout) or not self.running():
             self.stop()
-            raise NetnsError(f"ikegate's control socket did not appear\n{self.log_text()[-3000:]}")
+            raise NetnsError(f"ikegate's control socket did not answer\n{self.log_text()[-3000:]}")
         self.ready_after = time.monotonic() - started
         return self
+
+    def _answers(self) -> bool:
+        from ikegate.control.client import ControlError, request
+
+        try:
+            return bool(request(self.run_dir, "status", timeout=2).get("ok"))
+        except (ControlError, OSError):
+            return False
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

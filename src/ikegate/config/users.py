@@ -499,6 +499,10 @@ class _Edit:
         if original is None and not path.parent.is_dir():
             path.parent.mkdir(mode=0o700, parents=True)
             path.parent.chmod(0o700)  # mkdir's mode is filtered by the umask
+        # an edit killed mid-way leaves its temporary file (the new secret line, 0600; the
+        # reader never includes dot files); under the lock nobody else is writing one
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
         atomic_write(path, data, FILE_MODE, owner)
 
     def _rollback(self, cause: BaseException | None) -> None:
