@@ -4,6 +4,9 @@ Sockets feed :meth:`Gateway.receive`, a single timer drives :meth:`Gateway.tick`
 outputs go out: datagrams to the sockets, CHILD SA events to the data plane and the
 updown runner, everything to the log.  A root-only UNIX socket in the run directory
 answers the control commands.  SIGTERM deletes every SA (INFORMATIONAL Delete) first.
+Secrets files and keys that others may read are refused at start and on reload
+(:mod:`ikegate.config.permissions`); ``--user`` drops to an unprivileged user after
+binding the IKE ports (:mod:`ikegate.daemon.privileges`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="control socket and pid file (default %(default)s)")
     parser.add_argument("--foreground", action="store_true", help="log to stderr instead of syslog")
     parser.add_argument("--pidfile", help="write the process id here (default RUN_DIR/ikegate.pid)")
+    parser.add_argument("--user", metavar="NAME",
+                        help="after binding the IKE ports, run as this user keeping only CAP_NET_ADMIN, "
+                             "CAP_NET_RAW and CAP_NET_BIND_SERVICE (reload then needs the files readable by it)")
     parser.add_argument("--dataplane", choices=("none", "userspace", "auto"), default="auto",
                         help="how ESP is carried (default: userspace where /dev/net/tun exists)")
     from ikegate.dataplane.userspace import add_arguments as add_userspace_arguments
@@ -49,10 +55,27 @@ def run(args) -> int:
 
     log_options = _log_options(args)
     logmod.configure(None, **log_options)
+    account = None
+    if getattr(args, "user", None):
+        from ikegate.daemon.privileges import PrivilegeError, resolve_account
+
+        try:
+            account = resolve_account(args.user)
+        except PrivilegeError as exc:
+            print(f"ikegate: {exc}", file=sys.stderr)
+            return 1
     try:
         config, diagnostics = load_config(args.confdir)
     except ConfigLoadError as exc:
         print(f"ikegate: {exc}", file=sys.stderr)
+        return 1
+    from ikegate.config.permissions import loose_secrets
+
+    problems = loose_secrets(config.secrets, account)
+    if problems:
+        for problem in problems:
+            print(f"ikegate: {problem}", file=sys.stderr)
+        print("ikegate: not starting: secrets and private keys must be private to their owner", file=sys.stderr)
         return 1
     setup = config.setup
     logmod.configure(getattr(setup, "charondebug", None), **log_options)
@@ -66,6 +89,7 @@ def run(args) -> int:
     daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=make_dataplane(args.dataplane, args),
                     ports=(args.ike_port, args.natt_port), pidfile=args.pidfile, confdir=args.confdir)
     daemon.log_options = log_options
+    daemon.account = account
     try:
         return asyncio.run(daemon.serve())
     except KeyboardInterrupt:
@@ -122,6 +146,7 @@ class Daemon:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stopping: asyncio.Event | None = None
+        self.account = None  # --user: whom to run as after binding the IKE ports (privileges.Account)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -140,6 +165,8 @@ class Daemon:
         self.sockets = open_ike_sockets(self.ports)
         for sock in self.sockets:
             self.loop.add_reader(sock.fileno(), self._readable, sock)
+        if self.account is not None and not self._drop_privileges():
+            return 1
         self.dataplane.start()
         attach = getattr(self.dataplane, "attach", None)
         if attach is not None:
@@ -192,7 +219,7 @@ class Daemon:
         except ConfigLoadError as exc:
             errors = [str(e) for e in exc.diagnostics.errors] or [str(exc)]
             return self._refused("configuration", errors)
-        errors = [str(e) for e in diagnostics.errors]
+        errors = [str(e) for e in diagnostics.errors] or self._secrets_refused(config.secrets)
         if errors:
             return self._refused("configuration", errors)
         runtime = build_runtime(config, self.confdir, pools=self.runtime.pools)
@@ -223,7 +250,7 @@ class Daemon:
         if not path.exists():
             return self._refused("secrets", [f"{path}: file not found"])
         secrets = load_secrets(path, self.confdir / "ipsec.d" / "private", diagnostics)
-        errors = [str(e) for e in diagnostics.errors]
+        errors = [str(e) for e in diagnostics.errors] or self._secrets_refused(secrets, whole=False)
         if errors:
             return self._refused("secrets", errors)
         runtime = dataclasses.replace(self.runtime, secrets=secrets)
@@ -236,6 +263,29 @@ class Daemon:
         log.info("secrets reloaded from %s: %d user secret(s)%s", path, users,
                  f", deleted IKE_SA(s) {', '.join(map(str, deleted))}" if deleted else "")
         return {"ok": True, "users": users, "deleted": deleted}
+
+    def _secrets_refused(self, secrets, *, whole: bool = True) -> list[str]:
+        """Why newly loaded ``secrets`` must not be used (:func:`ikegate.config.permissions.refusals`):
+        files of the running configuration (``whole``) or secrets no longer readable, secrets
+        others may read."""
+        from ikegate.config.permissions import files_of, refusals, secret_files
+
+        running = (files_of(self.confdir, self.runtime.secrets, self.runtime.conns) if whole
+                   else [path for path, _what in secret_files(self.runtime.secrets)])
+        return [str(p) for p in refusals(secrets, running, self.account)]
+
+    def _drop_privileges(self) -> bool:
+        """``--user``: become that user with three capabilities (:mod:`ikegate.daemon.privileges`)."""
+        from ikegate.config.permissions import files_of
+        from ikegate.daemon.privileges import PrivilegeError, become
+
+        inputs = files_of(self.confdir, self.runtime.secrets, self.runtime.conns)
+        try:
+            become(self.account, self.run_dir, self.pidfile, inputs)
+        except PrivilegeError as exc:
+            print(f"ikegate: {exc}", file=sys.stderr)
+            return False
+        return True
 
     def _refused(self, what: str, errors: list[str]) -> dict:
         log.info("%s reload refused, the running %s is kept: %s", what, what, "; ".join(errors))

@@ -244,12 +244,15 @@ class MschapV2Server:
         if self._name_check is not None and not self._name_check(name):
             return self._retry(next_identifier, f"EAP-MSCHAPv2 Name '{shown}' does not match the EAP identity rule")
         password_hash = self._password_hash(name)
+        username = extract_username(raw_name)
+        # an unknown user costs the same computation as a wrong password (and see
+        # _password_hash): the time of the answer does not tell which user names exist
+        expected = generate_nt_response(self._challenge, peer_challenge, username,
+                                        password_hash if password_hash is not None else secrets.token_bytes(16))
+        verified = hmac.compare_digest(expected, nt_response)
         if password_hash is None:
             return self._retry(next_identifier, f"no usable EAP/NTLM secret for '{shown}'")
-
-        username = extract_username(raw_name)
-        expected = generate_nt_response(self._challenge, peer_challenge, username, password_hash)
-        if not hmac.compare_digest(expected, nt_response):
+        if not verified:
             return self._retry(next_identifier, f"EAP-MSCHAPv2 verification failed for '{shown}'")
 
         authenticator = generate_authenticator_response(
@@ -263,21 +266,25 @@ class MschapV2Server:
         return MethodStep("continue", request, reason=f"EAP-MSCHAPv2 response of '{shown}' verified")
 
     def _password_hash(self, name: str) -> bytes | None:
-        """The NT hash for ``name``: an NTLM secret as is, an EAP password hashed."""
+        """The NT hash for ``name``: an NTLM secret as is, an EAP password hashed.
+
+        Every call hashes one password (a throwaway one unless ``name`` has a usable EAP
+        password), so that with the NT-Response computed in any case (see
+        :meth:`_process_response`) an unknown user, an NTLM user and a password user take
+        the same time to answer: the timing does not tell which user names exist."""
         secret = self._lookup(name)
-        if secret is None:
-            return None
-        kind, value = secret
-        if kind == "NTLM":
-            value = bytes(value)
-            return value if len(value) == 16 else None
+        kind, value = secret if secret is not None else (None, b"")
+        password = None
         if kind == "EAP":
             try:
                 password = bytes(value).decode("utf-8")
             except UnicodeDecodeError:
-                return None
-            return nt_password_hash(password)
-        return None
+                password = None
+        hashed = nt_password_hash(password if password is not None else secrets.token_hex(8))
+        if kind == "NTLM":
+            value = bytes(value)
+            return value if len(value) == 16 else None
+        return hashed if password is not None else None
 
     def _retry(self, next_identifier: int, reason: str) -> MethodStep:
         """A failed attempt: Failure-Request with a new challenge, or the end."""
