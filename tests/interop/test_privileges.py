@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -95,6 +96,34 @@ def _python_for_others(workdir: Path) -> str:
     wrapper.write_text(f"#!/bin/sh\nexec unshare --mount --propagation private sh -c '{script}' python \"$@\"\n")
     wrapper.chmod(0o755)
     return str(wrapper)
+
+
+def _control_as(uid: int, gid: int, path: Path) -> bytes:
+    """Send a status request to the control socket from a child running as uid/gid; what
+    came back (nothing when the gateway refuses the peer)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(str(path))
+                sock.sendall(b'{"command": "status"}\n')
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            os.write(write_end, answer)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    return answer
 
 
 @pytest.fixture
@@ -180,6 +209,10 @@ def test_runs_as_user_with_three_capabilities(workdir, topology_factory, strongs
         assert reply["ok"] and reply["users"] == 4 and reply["deleted"] == []
         assert ctl_json(gateway, "reload")["ok"]
         assert ctl_json(gateway, "reload-secrets")["users"] == 4
+
+        # the control socket answers root only, not other processes of the user it runs as
+        assert _control_as(NOBODY.uid, NOBODY.gid, run_dir / "ikegate.ctl") == b""
+        assert "control connection from uid %d refused" % NOBODY.uid in gateway.log_text()
 
         # kill through the control socket: a clean delete, down-client runs as the user
         assert ctl_json(gateway, "kill", "user1")["killed"]

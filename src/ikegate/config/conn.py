@@ -174,7 +174,8 @@ def build_setup(section: Section, diagnostics: Diagnostics) -> tuple[Setup, int]
         if unknown:
             out.warning(setting, f"charondebug: unknown subsystem(s) {', '.join(unknown)}")
         if any(level >= 4 for level in debug.values()):
-            out.warning(setting, "charondebug: level 4 logs secrets (keys, passwords)")
+            out.warning(setting, "charondebug: level 4 makes strongSwan log secrets (keys, passwords); "
+                                 "ikegate never logs them, at any level")
     setup = Setup(
         charondebug=MappingProxyType(debug),
         charondebug_text=debug_text if isinstance(debug_text, str) else None,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import struct
 from pathlib import Path
 
 from ikegate.control.handlers import COMMANDS
@@ -20,9 +22,10 @@ MAX_REQUEST = 64 * 1024
 
 
 class ControlServer:
-    def __init__(self, daemon, path: Path) -> None:
+    def __init__(self, daemon, path: Path, *, allowed_uids: frozenset[int] | None = None) -> None:
         self.daemon = daemon
         self.path = Path(path)
+        self.allowed_uids = allowed_uids if allowed_uids is not None else frozenset({0, os.getuid()})
         self.server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -47,6 +50,13 @@ class ControlServer:
             pass
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        uid = _peer_uid(writer)
+        if uid not in self.allowed_uids:
+            # the socket file is 0600 already; this also shuts out other processes of the
+            # account the daemon dropped to (--user): only root (or the starting user) controls it
+            log.info("control connection from uid %s refused", uid)
+            writer.close()
+            return
         try:
             line = await asyncio.wait_for(reader.readline(), 10)
             if len(line) > MAX_REQUEST:
@@ -74,3 +84,13 @@ class ControlServer:
         except Exception as exc:  # a control command must never take the daemon down
             log.exception("control command '%s' failed", command)
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The uid of the process at the other end (SO_PEERCRED: pid, uid, gid)."""
+    sock = writer.get_extra_info("socket")
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except (OSError, AttributeError):
+        return None
+    return uid

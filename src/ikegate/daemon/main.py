@@ -147,6 +147,7 @@ class Daemon:
         self._timer_at: float | None = None
         self._stopping: asyncio.Event | None = None
         self.account = None  # --user: whom to run as after binding the IKE ports (privileges.Account)
+        self.start_uid = os.getuid()  # who may use the control socket besides root (not the --user account)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -171,7 +172,7 @@ class Daemon:
         attach = getattr(self.dataplane, "attach", None)
         if attach is not None:
             attach(self)
-        control = ControlServer(self, self.run_dir / "ikegate.ctl")
+        control = ControlServer(self, self.run_dir / "ikegate.ctl", allowed_uids=frozenset({0, self.start_uid}))
         await control.start()
         self.pidfile.write_text(f"{os.getpid()}\n")
         for sig in (signal.SIGTERM, signal.SIGINT):
