@@ -6,7 +6,9 @@ updown runner, everything to the log.  A root-only UNIX socket in the run direct
 answers the control commands.  SIGTERM deletes every SA (INFORMATIONAL Delete) first.
 Secrets files and keys that others may read are refused at start and on reload
 (:mod:`ikegate.config.permissions`); ``--user`` drops to an unprivileged user after
-binding the IKE ports (:mod:`ikegate.daemon.privileges`).
+binding the IKE ports (:mod:`ikegate.daemon.privileges`).  ``--keylog DIR`` (debugging
+only, off by default, announced with a warning on stderr and in the log) writes every SA's
+keys as Wireshark decryption tables (:mod:`ikegate.daemon.keylog`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ikegate.control.server import ControlServer
 from ikegate.daemon.builder import build_runtime
 from ikegate.daemon.sockets import IkeSocket, open_ike_sockets
 from ikegate.daemon.updown import UpdownRunner
-from ikegate.ike.events import ChildSaDown, ChildSaUp, ChildSaUpdated, IkeSaDown, IkeSaUp, Send
+from ikegate.ike.events import ChildSaDown, ChildSaUp, ChildSaUpdated, IkeSaDown, IkeSaKeys, IkeSaUp, Send
 from ikegate.ike.gateway import Gateway
 from ikegate.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
 
@@ -41,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", metavar="NAME",
                         help="after binding the IKE ports, run as this user keeping only CAP_NET_ADMIN, "
                              "CAP_NET_RAW and CAP_NET_BIND_SERVICE (reload then needs the files readable by it)")
+    parser.add_argument("--keylog", metavar="DIR",
+                        help="DEBUGGING ONLY, defeats the encryption: append the IKE and ESP keys of every SA "
+                             "to Wireshark's decryption tables ikev2_decryption_table and esp_sa in DIR "
+                             "(made private, mode 0700); e.g. WIRESHARK_CONFIG_DIR=DIR tshark -r CAPTURE "
+                             "-o esp.enable_encryption_decode:TRUE")
     parser.add_argument("--dataplane", choices=("none", "userspace", "auto"), default="auto",
                         help="how ESP is carried (default: userspace where /dev/net/tun exists)")
     from ikegate.dataplane.userspace import add_arguments as add_userspace_arguments
@@ -86,14 +93,40 @@ def run(args) -> int:
     runtime = build_runtime(config, args.confdir)
     if not runtime.conns:
         log.info("no connection to serve (auto=add) in %s/ipsec.conf", args.confdir)
+    keylog = None
+    if getattr(args, "keylog", None):
+        keylog = _open_keylog(args.keylog)
+        if keylog is None:
+            return 1
     daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=make_dataplane(args.dataplane, args),
                     ports=(args.ike_port, args.natt_port), pidfile=args.pidfile, confdir=args.confdir)
     daemon.log_options = log_options
     daemon.account = account
+    daemon.keylog = keylog
     try:
         return asyncio.run(daemon.serve())
     except KeyboardInterrupt:
         return 0
+    finally:
+        if keylog is not None:
+            keylog.close()
+
+
+def _open_keylog(directory: str):
+    """The :class:`~ikegate.daemon.keylog.KeyLog` of ``--keylog``, announced loudly on stderr
+    and in the log (at audit level, which no ``charondebug`` silences but -1); None (and
+    the reason on stderr) if the directory is unusable."""
+    from ikegate.daemon.keylog import WARNING, KeyLog, KeyLogError
+
+    try:
+        keylog = KeyLog(directory)
+    except KeyLogError as exc:
+        print(f"ikegate: {exc}", file=sys.stderr)
+        return None
+    warning = WARNING.format(directory=keylog.directory)
+    print(f"ikegate: {warning}", file=sys.stderr, flush=True)
+    log.log(logmod.AUDIT, "%s", warning)
+    return keylog
 
 
 def _log_options(args) -> dict:
@@ -148,6 +181,7 @@ class Daemon:
         self._stopping: asyncio.Event | None = None
         self.account = None  # --user: whom to run as after binding the IKE ports (privileges.Account)
         self.start_uid = os.getuid()  # who may use the control socket besides root (not the --user account)
+        self.keylog = None  # --keylog: the KeyLog that SA keys go to (ikegate.daemon.keylog)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -157,6 +191,7 @@ class Daemon:
         self._stopping = asyncio.Event()
         self.gateway = Gateway(self.runtime, now=self.loop.time())
         self.gateway.esp_last_in = self._esp_last_in
+        self.gateway.export_keys = self.keylog is not None  # IkeSaKeys events only for the key log
         self.run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run_dir, 0o700)
         if _already_running(self.run_dir):
@@ -322,11 +357,16 @@ class Daemon:
 
     def process(self, outputs: list) -> None:
         """Carry out what the engine returned: datagrams out, CHILD SAs to the data plane
-        and the updown script (with the conn the SA was made with, even after a reload)."""
+        and the updown script (with the conn the SA was made with, even after a reload), SA
+        keys to the key log if there is one."""
+        keylog = self.keylog
         for item in outputs:
             if isinstance(item, Send):
                 self.send(item)
-            elif isinstance(item, ChildSaUp):
+                continue
+            if keylog is not None:
+                keylog.record(item)
+            if isinstance(item, ChildSaUp):
                 self.dataplane.install(item.info)
                 conn = self._child_conns.get(item.rekey_of.child_unique_id) if item.rekey_of is not None else None
                 conn = conn or self._conn(item.info.conn)
@@ -340,8 +380,8 @@ class Daemon:
                     self.updown.child_down(item.info, conn)
             elif isinstance(item, ChildSaUpdated):
                 self.dataplane.update(item.info)
-            elif isinstance(item, (IkeSaUp, IkeSaDown)):
-                pass  # logged by the engine
+            elif isinstance(item, (IkeSaUp, IkeSaDown, IkeSaKeys)):
+                pass  # logged by the engine; keys went to the key log above
         self._arm_timer()
 
     def _esp_last_in(self, spi_in: int) -> float | None:

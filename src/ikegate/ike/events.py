@@ -2,7 +2,8 @@
 
 The engine never touches a socket, a device or a file: the daemon sends ``Send``
 datagrams, gives ``ChildSaUp``/``ChildSaDown`` to the data plane and the updown runner,
-and logs or counts the rest.
+``IkeSaKeys`` (and the ESP keys of ``ChildSaUp``) to the key log when one was asked for,
+and logs or counts the rest.  No event shows key bytes in its repr.
 """
 
 from __future__ import annotations
@@ -73,6 +74,25 @@ class IkeSaUp:
     remote_id: str
     eap_id: str | None
     virtual_ips: tuple
+
+
+@dataclass(slots=True)
+class IkeSaKeys:
+    """The SK_e/SK_a keys of a new IKE SA, for the key log (``ikegate start --keylog``).
+
+    Emitted only when the gateway exports keys (``Gateway.export_keys``), once per IKE SA,
+    as soon as its keys exist (IKE_SA_INIT, or an IKE rekey).  ``proposal`` is the selected
+    :class:`~ikegate.proposal.Proposal`; ``sk_ai``/``sk_ar`` are empty for AEAD ciphers.
+    Key bytes never appear in the repr."""
+
+    unique_id: int
+    spi_i: bytes
+    spi_r: bytes
+    proposal: object
+    sk_ei: bytes = field(repr=False)
+    sk_er: bytes = field(repr=False)
+    sk_ai: bytes = field(repr=False)
+    sk_ar: bytes = field(repr=False)
 
 
 @dataclass(slots=True)

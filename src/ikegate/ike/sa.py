@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ikegate.crypto.errors import IntegrityError
+from ikegate.crypto.sk import make_sk_ciphers
 from ikegate.ike import informational
 from ikegate.ike.child import ChildSa
 from ikegate.ike.events import (
@@ -23,6 +24,7 @@ from ikegate.ike.events import (
     ChildSaUpdated,
     Endpoint,
     IkeSaDown,
+    IkeSaKeys,
     IkeSaRekeyed,
     IkeSaUp,
     Send,
@@ -221,6 +223,20 @@ class IkeSa:
 
     def emit(self, item) -> None:
         self.gw.emit(item)
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def install_ike_keys(self, proposal, prf, keys) -> None:
+        """Take the selected ``proposal``, its PRF and the derived :class:`IkeKeys`, and
+        build the SK ciphers of our side (initiator keys if we are the original
+        initiator).  Only when the gateway was asked to export keys (``ikegate start
+        --keylog``, ``Gateway.export_keys``) does an :class:`IkeSaKeys` event carry the
+        SK_e/SK_a keys out, for the key log and nothing else."""
+        self.proposal, self.prf, self.keys = proposal, prf, keys
+        self.sk_in, self.sk_out = make_sk_ciphers(proposal, keys, initiator=self.original_initiator)
+        if getattr(self.gw, "export_keys", False):
+            self.emit(IkeSaKeys(self.unique_id, self.spi_i, self.spi_r, proposal,
+                                keys.sk_ei, keys.sk_er, keys.sk_ai, keys.sk_ar))
 
     # -- receiving -----------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import struct
 from ikegate.crypto.dh import get_group
 from ikegate.crypto.errors import CryptoError, InvalidKeyExchange
 from ikegate.crypto.keys import derive_ike_keys
-from ikegate.crypto.sk import make_sk_ciphers
 from ikegate.crypto.transforms import get_encr, get_integ, get_prf
 from ikegate.ike.exchange import Abort, Exchange, Task
 from ikegate.log import CTRLMORE
@@ -114,9 +113,9 @@ class IkeInit(Task):
         alg, bits = p.encr_alg
         encr = get_encr(alg, bits)
         integ = None if encr.aead else get_integ(p.integ_alg)
-        sa.prf = get_prf(p.prf_alg)
-        _, sa.keys = derive_ike_keys(sa.prf, encr, integ, sa.nonce_i, sa.nonce_r, self._shared, sa.spi_i, sa.spi_r)
-        sa.sk_in, sa.sk_out = make_sk_ciphers(p, sa.keys, initiator=False)
+        prf = get_prf(p.prf_alg)
+        _, keys = derive_ike_keys(prf, encr, integ, sa.nonce_i, sa.nonce_r, self._shared, sa.spi_i, sa.spi_r)
+        sa.install_ike_keys(p, prf, keys)
         self._shared = b""
         return True
 

@@ -20,7 +20,6 @@ import struct
 from ikegate.crypto.dh import get_group
 from ikegate.crypto.errors import CryptoError, InvalidKeyExchange
 from ikegate.crypto.keys import derive_ike_rekey_keys
-from ikegate.crypto.sk import make_sk_ciphers
 from ikegate.crypto.transforms import get_encr, get_integ, get_prf
 from ikegate.ike.exchange import Abort, Exchange
 from ikegate.proposal import Proposal, format_proposals, select_proposal
@@ -60,11 +59,10 @@ def process_ike_rekey(sa, ex: Exchange, offer: SaPayload) -> None:
         raise Abort(NotifyType.NO_PROPOSAL_CHOSEN, fatal=False, reason=str(exc)) from None
     nonce_r = sa.rt.random(sa.rt.settings.nonce_size)
     new = sa.gw.new_rekeyed_sa(sa, spi_i=chosen.spi)
-    _, new.keys = derive_ike_rekey_keys(sa.prf, sa.keys.sk_d, prf, encr, integ, shared,
-                                        nonce.data, nonce_r, new.spi_i, new.spi_r)
-    new.proposal, new.prf = chosen, prf
+    _, keys = derive_ike_rekey_keys(sa.prf, sa.keys.sk_d, prf, encr, integ, shared,
+                                    nonce.data, nonce_r, new.spi_i, new.spi_r)
     new.nonce_i, new.nonce_r = nonce.data, nonce_r
-    new.sk_in, new.sk_out = make_sk_ciphers(chosen, new.keys, initiator=False)
+    new.install_ike_keys(chosen, prf, keys)
     sa.log_cfg.info("selected proposal: %s", chosen)
     ex.add(SaPayload(proposals=[chosen.to_wire(spi=new.spi_r)]))
     ex.add(NoncePayload(data=nonce_r))

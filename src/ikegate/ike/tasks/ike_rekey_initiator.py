@@ -30,7 +30,6 @@ from __future__ import annotations
 from ikegate.crypto.dh import get_group
 from ikegate.crypto.errors import CryptoError
 from ikegate.crypto.keys import derive_ike_rekey_keys
-from ikegate.crypto.sk import make_sk_ciphers
 from ikegate.crypto.transforms import get_encr, get_integ, get_prf
 from ikegate.ike.tasks.child_rekey_initiator import (
     RekeyInitiator,
@@ -146,9 +145,8 @@ class IkeRekey(RekeyInitiator):
         self.other_nonce = nonce.data
         new = sa.gw.new_initiated_sa(sa, spi_i=self.spi, spi_r=chosen.spi)
         sa.inherit_identity(new)
-        new.proposal, new.prf, new.keys = chosen, prf, keys
         new.nonce_i, new.nonce_r = self.nonce, nonce.data
-        new.sk_in, new.sk_out = make_sk_ciphers(chosen, keys, initiator=True)
+        new.install_ike_keys(chosen, prf, keys)  # we are its original initiator
         sa.log_cfg.info("selected proposal: %s", chosen)
         return new
 
