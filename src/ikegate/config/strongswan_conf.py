@@ -54,6 +54,10 @@ DEFAULTS: dict[str, tuple[str, object]] = {
     "charon.init_limit_half_open": ("int", 0),
     "charon.ikesa_limit": ("int", 0),
     "charon.ikesa_limit_ip": ("int", 0),  # ikegate's own: IKE SAs per peer address
+    # ikegate's own (ikegate.ike.throttle): failed logins per source before a hold-off
+    "charon.auth_failure_limit": ("int", 10),
+    "charon.auth_failure_window": ("time", 300),
+    "charon.auth_failure_block": ("time", 300),
     "charon.fragment_size": ("int", 1280),
     "charon.max_packet": ("int", 10000),
     "charon.prefer_configured_proposals": ("bool", False),  # strongSwan: yes -- see module doc

@@ -9,7 +9,11 @@ its SPIs is ours), half-open SAs by the
 initiator's SPI and address for the SA's life (to recognise a retransmitted or replayed IKE_SA_INIT).  In front of
 them: COOKIEs (RFC 7296 2.6) once half-open SAs pass ``charon.cookie_threshold`` in
 total or ``cookie_threshold_ip`` from one address, and a hard per-address block
-(``block_threshold``), so a flood costs a hash per datagram, not a key exchange.
+(``block_threshold``), so a flood costs a hash per datagram, not a key exchange (while
+COOKIEs are required, a request is answered from its header, first payload and Nonce,
+before the rest is decoded, as strongSwan's receiver checks cookies before parsing); and
+(:mod:`ikegate.ike.throttle`) sources with repeated failed logins held off, and each
+IKE SA's log lines limited.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import hashlib
 import heapq
 import hmac
 import ipaddress
+import socket
 import struct
 from collections import Counter
 
 from ikegate.ike.events import Endpoint, Send
 from ikegate.ike.sa import CONNECTING, DEAD, ESTABLISHED, IkeSa
+from ikegate.ike.throttle import AuthThrottle, LogBucket, limit_sa_log
 from ikegate.log import get_logger
 from ikegate.wire.codec import DecodeError, Message, decode_header, decode_message, describe, encode_message
 from ikegate.wire.constants import ExchangeType, NotifyType, PayloadType
@@ -60,7 +66,8 @@ class Gateway:
         self.stats: Counter = Counter()
         self.sas_by_ip: Counter = Counter()  # IKE SAs (half-open included) by the address they came from
         self._now = now
-        self._drop_log: dict[str, tuple] = {}  # kind -> (log tokens, when, drops not logged)
+        self._drop_log: dict[str, LogBucket] = {}  # kind -> its log bucket
+        self.auth_throttle = AuthThrottle(runtime.settings, self.stats)  # failed logins per source
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -150,6 +157,10 @@ class Gateway:
                                   NotifyType.INVALID_MAJOR_VERSION, b"", src, dst)
             self._drop(f"IKE version {header.major_version} from {src}")
             return self._flush()
+        if (header.exchange == ExchangeType.IKE_SA_INIT and not header.response and header.spi_r == ZERO_SPI
+                and (header.spi_i, src.host) not in self.init_index and self._cookie_required(src)
+                and self._challenge(data, header, src, dst, now)):
+            return self._flush()
         try:
             msg = decode_message(data)
         except DecodeError as exc:
@@ -178,6 +189,7 @@ class Gateway:
     def tick(self, now: float) -> list:
         self._now = now
         self._rotate_cookie_secret(now)
+        self.auth_throttle.prune(now)
         seen = set()
         while self._timers and self._timers[0][0] <= now:
             when, _, sa = heapq.heappop(self._timers)
@@ -201,14 +213,14 @@ class Gateway:
         if kind is None:
             log.info("%s, dropped", why)
             return
-        tokens, last, hidden = self._drop_log.get(kind, (DROP_LOG_BURST, self._now, 0))
-        tokens = min(DROP_LOG_BURST, tokens + (self._now - last) / DROP_LOG_INTERVAL)
-        if tokens < 1:
-            self._drop_log[kind] = (tokens, self._now, hidden + 1)
+        bucket = self._drop_log.get(kind)
+        if bucket is None:
+            bucket = self._drop_log[kind] = LogBucket(DROP_LOG_BURST, DROP_LOG_INTERVAL, self._now)
+        hidden = bucket.take(self._now)
+        if hidden is None:
             return
         more = f" ({hidden} more {kind} drops not logged)" if hidden else ""
         log.info("%s, dropped%s", why, more)
-        self._drop_log[kind] = (tokens - 1, self._now, 0)
 
     def _reply_plain(self, spi_i, spi_r, exchange, mid, notify, data, src, dst) -> None:
         msg = Message(spi_i, spi_r, exchange, mid, initiator=False, response=True,
@@ -217,39 +229,54 @@ class Gateway:
 
     # -- new IKE SAs ----------------------------------------------------------------------------
 
-    def _new_sa(self, data: bytes, msg: Message, src: Endpoint, dst: Endpoint, now: float) -> None:
+    def _admitted(self, message_id: int, src: Endpoint, now: float) -> bool:
+        """The checks a new IKE_SA_INIT request passes before anything else: message ID
+        0, its source neither held off nor over a limit (else dropped and counted)."""
         settings = self.rt.settings
-        if msg.message_id != 0:
-            self._drop(f"IKE_SA_INIT request with message ID {msg.message_id} from {src}")
-            return
+        if message_id != 0:
+            self._drop(f"IKE_SA_INIT request with message ID {message_id} from {src}")
+            return False
+        # a source with repeated failed logins is held off (ike/throttle.py): dropped first
+        held = self.auth_throttle.held_off(src.host, now)
+        if held is not None:
+            self.stats["auth_blocked"] += 1
+            self._drop(f"IKE_SA_INIT from {src}: held off for {held:.0f}s more after failed authentications",
+                       kind="held-off")
+            return False
         per_ip = self.half_open_by_ip[src.host]
         if settings.block_threshold and per_ip >= settings.block_threshold:
             self.stats["blocked"] += 1
             self._drop(f"peer {src.host} has {per_ip} half-open IKE SAs (block_threshold)", kind="blocked")
-            return
+            return False
         if settings.init_limit_half_open and len(self.half_open) >= settings.init_limit_half_open:
             self.stats["limited"] += 1
             self._drop(f"IKE_SA_INIT from {src}: {len(self.half_open)} half-open IKE SAs (init_limit_half_open)",
                        kind="half-open limit")
-            return
+            return False
         if settings.ikesa_limit and len(self.sas) >= settings.ikesa_limit:
             self.stats["limited"] += 1
             self._drop(f"IKE_SA_INIT from {src}: {len(self.sas)} IKE SAs (ikesa_limit)", kind="IKE SA limit")
-            return
+            return False
         if settings.ikesa_limit_ip and self.sas_by_ip[src.host] >= settings.ikesa_limit_ip:
             self.stats["limited"] += 1
             self._drop(f"IKE_SA_INIT from {src}: {self.sas_by_ip[src.host]} IKE SAs from {src.host} (ikesa_limit_ip)",
                        kind="per-address limit")
+            return False
+        return True
+
+    def _new_sa(self, data: bytes, msg: Message, src: Endpoint, dst: Endpoint, now: float) -> None:
+        settings = self.rt.settings
+        if not self._admitted(msg.message_id, src, now):
             return
         if self._cookie_required(src):
-            if not self._cookie_valid(msg, src, now):
-                self.stats["cookies_sent"] += 1
-                nonce = msg.get(PayloadType.NONCE)
-                if nonce is None:
-                    self._drop(f"IKE_SA_INIT without nonce from {src}")
-                    return
-                cookie = self._make_cookie(msg.spi_i, nonce.data, src.host, self._cookie_version)
-                self._reply_plain(msg.spi_i, ZERO_SPI, ExchangeType.IKE_SA_INIT, 0, NotifyType.COOKIE, cookie, src, dst)
+            nonce = msg.get(PayloadType.NONCE)
+            if nonce is None:
+                self._drop(f"IKE_SA_INIT without nonce from {src}")
+                return
+            first = msg.payloads[0]
+            cookie = first.data if isinstance(first, NotifyPayload) and first.notify_type == NotifyType.COOKIE else None
+            if not self._cookie_valid(cookie, msg.spi_i, nonce.data, src.host):
+                self._send_cookie(msg.spi_i, nonce.data, src, dst)
                 return
         conns = self.candidate_conns(dst, src)
         if not conns:
@@ -258,6 +285,7 @@ class Gateway:
             return
         spi_r = self._new_spi()
         sa = IkeSa(self, msg.spi_i, spi_r, dst, src, conns, now)
+        limit_sa_log(sa)  # whoever knows its SPIs must not flood the log through it
         self.sas[spi_r] = sa
         self.init_index[(msg.spi_i, src.host)] = sa
         self.half_open.add(sa)
@@ -272,6 +300,7 @@ class Gateway:
     def new_rekeyed_sa(self, old: IkeSa, *, spi_i: bytes) -> IkeSa:
         """A fresh IKE SA (our new SPI) to take over from ``old`` after the peer's IKE rekey."""
         new = IkeSa(self, spi_i, self._new_spi(), old.local, old.remote, old.candidate_conns, old.now)
+        limit_sa_log(new)
         self.sas[new.spi_r] = new
         self._count_ip(new, old.counted_ip)
         return new
@@ -281,6 +310,7 @@ class Gateway:
         and the peer's SPIr; we are its original initiator."""
         new = IkeSa(self, spi_i, spi_r, old.local, old.remote, old.candidate_conns, old.now,
                     original_initiator=True)
+        limit_sa_log(new)
         self.reserved_spis.discard(spi_i)
         self.sas[spi_i] = new
         self._count_ip(new, old.counted_ip)
@@ -342,22 +372,42 @@ class Gateway:
         )
 
     def _make_cookie(self, spi_i: bytes, nonce: bytes, host: str, version: int) -> bytes:
+        """<version of the secret> | HMAC-SHA-256(secret, Ni | IPi | SPIi), truncated (RFC 7296 2.6)."""
         secret = self._cookie_secrets[version]
-        digest = hmac.new(secret, nonce + ipaddress.ip_address(host).packed + spi_i, hashlib.sha256).digest()
+        packed = socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        digest = hmac.new(secret, nonce + packed + spi_i, hashlib.sha256).digest()
         return struct.pack(">I", version) + digest[:28]
 
-    def _cookie_valid(self, msg: Message, src: Endpoint, now: float) -> bool:
-        first = msg.payloads[0] if msg.payloads else None
-        if not isinstance(first, NotifyPayload) or first.notify_type != NotifyType.COOKIE:
+    def _cookie_valid(self, cookie: bytes | None, spi_i: bytes, nonce: bytes, host: str) -> bool:
+        """Is ``cookie`` (the COOKIE notify data that came first, or None) one we made,
+        with a secret still valid, for this SPIi, nonce and address?"""
+        if cookie is None or len(cookie) != 32:
             return False
-        nonce = msg.get(PayloadType.NONCE)
-        data = first.data
-        if nonce is None or len(data) != 32:
-            return False
-        version = struct.unpack_from(">I", data)[0]
+        version = struct.unpack_from(">I", cookie)[0]
         if version not in self._cookie_secrets:
             return False
-        return hmac.compare_digest(data, self._make_cookie(msg.spi_i, nonce.data, src.host, version))
+        return hmac.compare_digest(cookie, self._make_cookie(spi_i, nonce, host, version))
+
+    def _send_cookie(self, spi_i: bytes, nonce: bytes, src: Endpoint, dst: Endpoint) -> None:
+        self.stats["cookies_sent"] += 1
+        cookie = self._make_cookie(spi_i, nonce, src.host, self._cookie_version)
+        self._reply_plain(spi_i, ZERO_SPI, ExchangeType.IKE_SA_INIT, 0, NotifyType.COOKIE, cookie, src, dst)
+
+    def _challenge(self, data: bytes, header, src: Endpoint, dst: Endpoint, now: float) -> bool:
+        """A new IKE_SA_INIT request while COOKIEs are required (a flood, likely): dropped
+        or answered with a COOKIE from the header, the first payload and the Nonce alone,
+        without decoding the rest (a flood costs a hash, not a decode).  False when the
+        full path must decide: a valid COOKIE, or payloads that do not even chain up."""
+        if not self._admitted(header.message_id, src, now):
+            return True
+        peeked = _peek_sa_init(data)
+        if peeked is None:
+            return False
+        cookie, nonce = peeked
+        if self._cookie_valid(cookie, header.spi_i, nonce, src.host):
+            return False
+        self._send_cookie(header.spi_i, nonce, src, dst)
+        return True
 
     def _rotate_cookie_secret(self, now: float) -> None:
         if now - self._cookie_rotated < COOKIE_SECRET_LIFETIME:
@@ -419,6 +469,7 @@ class Gateway:
         """A reloaded configuration: new IKE SAs (and those rekeyed from now on) use it;
         established SAs keep the conns and credentials they were made with."""
         self.rt = runtime
+        self.auth_throttle.configure(runtime.settings)
 
     def find(self, target: str) -> list[IkeSa]:
         """SAs a control command names: an SA id (``7`` or ``conn[7]``), a virtual IP, the
@@ -470,6 +521,31 @@ class Gateway:
             else:
                 sa.destroy("gateway shutting down")
         return self._flush()
+
+
+def _peek_sa_init(data: bytes) -> tuple[bytes | None, bytes] | None:
+    """(the data of the COOKIE notify if it is the first payload, else None; the Nonce
+    data) of a whole IKE_SA_INIT request, found by walking the generic payload headers
+    only (RFC 7296 3.2, 3.10), as strongSwan's receiver checks cookies on the raw
+    datagram before its parser runs; None if the chain is broken or has no Nonce."""
+    nxt, pos, end = data[16], 28, len(data)
+    cookie = nonce = None
+    first = True
+    while nxt:
+        if pos + 4 > end:
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 4 or pos + length > end:
+            return None
+        if first and nxt == PayloadType.NOTIFY and length >= 8:
+            spi_size = data[pos + 5]
+            if int.from_bytes(data[pos + 6 : pos + 8], "big") == NotifyType.COOKIE and 8 + spi_size <= length:
+                cookie = data[pos + 8 + spi_size : pos + length]
+        elif nxt == PayloadType.NONCE and nonce is None:
+            nonce = data[pos + 4 : pos + length]
+        first = False
+        nxt, pos = data[pos], pos + length
+    return None if nonce is None else (cookie, nonce)
 
 
 def _host_ok(end, host: str) -> bool:

@@ -39,6 +39,11 @@ class Settings:
     delete_rekeyed_delay: float = 5.0
     nonce_size: int = 32
     rsa_pss: bool = False  # charon.rsa_pss: sign with RSASSA-PSS where RFC 7427 is used
+    # ikegate's own (ikegate.ike.throttle): failed credential checks (wrong passwords) from one
+    # source within auth_failure_window before it is held off for auth_failure_block (0 = off)
+    auth_failure_limit: int = 10
+    auth_failure_window: float = 300.0
+    auth_failure_block: float = 300.0
 
     @classmethod
     def from_strongswan_conf(cls, conf) -> "Settings":
@@ -47,13 +52,17 @@ class Settings:
         if conf is None:
             return s
         ints = ("retransmit_tries", "cookie_threshold", "cookie_threshold_ip", "block_threshold",
-                "init_limit_half_open", "ikesa_limit", "ikesa_limit_ip", "fragment_size", "max_packet", "nonce_size")  # fmt: skip
+                "init_limit_half_open", "ikesa_limit", "ikesa_limit_ip", "fragment_size", "max_packet", "nonce_size",
+                "auth_failure_limit")  # fmt: skip
         floats = ("retransmit_timeout", "retransmit_base", "half_open_timeout", "keep_alive",
                   "delete_rekeyed_delay")  # fmt: skip
+        times = ("auth_failure_window", "auth_failure_block")  # durations: 300, 300s, 5m
         for name in ints:
             setattr(s, name, conf.get_int(f"charon.{name}", getattr(s, name)))
         for name in floats:
             setattr(s, name, conf.get_float(f"charon.{name}", getattr(s, name)))
+        for name in times:
+            setattr(s, name, float(conf.get_time(f"charon.{name}", int(getattr(s, name)))))
         s.prefer_configured_proposals = conf.get_bool(
             "charon.prefer_configured_proposals", s.prefer_configured_proposals
         )

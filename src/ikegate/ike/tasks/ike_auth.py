@@ -14,6 +14,9 @@ conns whose ``ike=`` accepted the IKE proposal, the first whose remote auth clas
 id and local id fit.  Beyond strongSwan, an IDr that is not ``leftid`` but is one of our
 certificate's subjectAltNames is accepted and answered with that identity (Apple clients
 send the server name as IDr while the seed keeps ``leftid`` at the certificate's DN).
+
+Failed client authentications are counted per source, and a source held off for too many
+is refused here before we sign or check anything (:mod:`ikegate.ike.throttle`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class IkeAuth(Task):
         self.peer_auth: AuthPayload | None = None
         self.send_own_auth = False
         self.expect_final_auth = False
+        self.failures = 0  # failed credential checks counted against the source (ike/throttle.py)
 
     # -- processing ---------------------------------------------------------------------
 
@@ -95,6 +99,7 @@ class IkeAuth(Task):
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="no matching peer config")
         sa.set_conn(conn, local_id)
         sa.log_cfg.info("selected peer config '%s'", conn.name)
+        self._refuse_held_off()
         self.send_own_auth = True
         if auth is not None:
             self._verify_psk_auth(auth)
@@ -149,8 +154,11 @@ class IkeAuth(Task):
 
     def _process_eap(self, ex: Exchange, packet: bytes) -> None:
         sa = self.sa
+        self._refuse_held_off()
         result = self.eap.process(packet)
         if result.status == "continue":
+            if result.delay:  # held back after a wrong password (EapResult): one failure
+                self._count_failure()
             self.eap_out = result.send
             ex.delay = result.delay
             if result.reason:
@@ -167,7 +175,10 @@ class IkeAuth(Task):
         sa.log.info("EAP method %s failed for peer %s: %s", self.eap.method, sa.remote_id, result.reason or "failure")
         extra = [EapPayload(data=result.send)] if result.send else []
         ex.delay = result.delay
-        raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="EAP authentication failed", extra=extra)
+        # a wrong password (held back) is a failure; so is an EAP failure with none counted yet
+        # (rejected identity, Nak), not the client giving up after a counted wrong password
+        counted = not result.delay and self.failures > 0
+        raise self._failed("EAP authentication failed", extra=extra, counted=counted)
 
     # -- verifying the peer's AUTH ---------------------------------------------------------
 
@@ -188,7 +199,7 @@ class IkeAuth(Task):
         expected = sa.prf(sa.prf(sa.msk, KEY_PAD), self._peer_octets())
         if not hmac.compare_digest(expected, auth.data):
             sa.log.info("verification of AUTH payload with EAP MSK failed")
-            raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="EAP MSK AUTH mismatch")
+            raise self._failed("EAP MSK AUTH mismatch")
         sa.log.info("authentication of '%s' with EAP successful", sa.remote_id)
         sa.peer_auth_method = "eap"
         self.expect_final_auth = False
@@ -200,13 +211,38 @@ class IkeAuth(Task):
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason=f"AUTH method {auth.method} not accepted")
         psk = sa.rt.secrets.find_psk(sa.local_id, sa.remote_id) if hasattr(sa.rt.secrets, "find_psk") else None
         if not psk:
-            raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="no shared key found")
+            raise self._failed("no shared key found")
         expected = sa.prf(sa.prf(psk, KEY_PAD), self._peer_octets())
         if not hmac.compare_digest(expected, auth.data):
-            raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="pre-shared key AUTH mismatch")
+            raise self._failed("pre-shared key AUTH mismatch")
         sa.log.info("authentication of '%s' with pre-shared key successful", sa.remote_id)
         sa.peer_auth_method = "psk"
         self.peer_auth = auth
+
+    # -- failed logins, held off per source (ike/throttle.py) --------------------------------
+
+    def _count_failure(self) -> None:
+        """A failed credential check (a wrong password, key or MSK), counted against the
+        peer's source: too many hold it off."""
+        sa = self.sa
+        self.failures += 1
+        tried = self.eap.identity if self.eap is not None else sa.remote_id
+        sa.gw.auth_throttle.failed(sa.remote.host, sa.now, str(tried) if tried is not None else None)
+
+    def _failed(self, reason: str, extra=(), *, counted: bool = False) -> Abort:
+        """The Abort for a failed client authentication (counted unless ``counted``)."""
+        if not counted:
+            self._count_failure()
+        return Abort(NotifyType.AUTHENTICATION_FAILED, reason=reason, extra=extra)
+
+    def _refuse_held_off(self) -> None:
+        """AUTHENTICATION_FAILED, unchecked, for an IKE SA whose source is held off."""
+        sa = self.sa
+        held = sa.gw.auth_throttle.held_off(sa.remote.host, sa.now)
+        if held is not None:
+            sa.gw.stats["auth_refused"] += 1
+            raise Abort(NotifyType.AUTHENTICATION_FAILED,
+                        reason=f"{sa.remote.host} is held off for {held:.0f}s more after failed authentications")
 
     # -- building ------------------------------------------------------------------------
 
