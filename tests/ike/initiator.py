@@ -59,7 +59,7 @@ from ikegate.eap.packet import EapPacket
 from ikegate.eap.packet import decode as decode_eap
 from ikegate.identity import Identity
 from ikegate.ike.events import Endpoint
-from ikegate.pki.signature import verify_auth
+from ikegate.pki.signature import sign_auth, verify_auth
 from ikegate.proposal import Proposal
 from ikegate.wire.codec import (
     Message,
@@ -89,6 +89,7 @@ from ikegate.wire.constants import (
 )
 from ikegate.wire.payloads import (
     AuthPayload,
+    CertPayload,
     CertReqPayload,
     CpAttribute,
     CpPayload,
@@ -546,6 +547,7 @@ class Initiator:
         self.server_certs: list[x509.Certificate] = []
         self.server_auth_method: int | None = None
         self.chain_verified = False  # leaf -> sent intermediates -> a trusted CA
+        self.own_auth: str = "eap"  # how we authenticate: "eap", or "psk"/"pubkey" (AUTH in round 1)
         self.established = False
         self.child_spi = secrets.token_bytes(4)
         self.child: ChildSaKeys | None = None
@@ -724,6 +726,48 @@ class Initiator:
                 payloads.append(NotifyPayload(notify_type=NotifyType.EAP_ONLY_AUTHENTICATION))
         return self.request(ExchangeType.IKE_AUTH, list(payloads) + list(extra))
 
+    def signature_auth_request(self, key, certs: Sequence[x509.Certificate] = (), *, method: int | None = None,
+                               hash_alg: int | None = None, pss: bool = False,
+                               auth_data: bytes | None = None) -> list[bytes]:
+        """The IKE_AUTH request of a client authenticating with a signature
+        (``rightauth=pubkey``): ``IDi CERT* [CERTREQ] [N(INITIAL_CONTACT)] [IDr] AUTH
+        [CP] SA TSi TSr ...`` (strongSwan's order), AUTH signed with ``key`` over our
+        signed octets (RFC 7296 2.15) by ``method`` (default: RFC 7427 digital signature,
+        ``hash_alg`` default SHA2-256, ``pss`` for RSASSA-PSS); ``auth_data`` replaces
+        the signature (a forged one)."""
+        method = AuthMethod.DIGITAL_SIGNATURE if method is None else method
+        data = auth_data if auth_data is not None else sign_auth(key, self.initiator_octets(), method, hash_alg, pss)
+        self.own_auth = "pubkey"
+        return self._round_one([CertPayload(data=c.public_bytes(Encoding.DER)) for c in certs],
+                               AuthPayload(method=method, data=data))
+
+    def psk_auth_request(self, psk: bytes) -> list[bytes]:
+        """The IKE_AUTH request of a client with a pre-shared key: AUTH =
+        prf(prf(PSK, "Key Pad for IKEv2"), <InitiatorSignedOctets>) (RFC 7296 2.15)."""
+        self.own_auth = "psk"
+        mic = self.prf(self.prf(psk, KEY_PAD), self.initiator_octets())
+        return self._round_one([], AuthPayload(method=AuthMethod.SHARED_KEY_MIC, data=mic))
+
+    def _round_one(self, certs: list, auth: AuthPayload) -> list[bytes]:
+        """:meth:`auth_request`'s payloads with CERTs after IDi and AUTH before CP/SA."""
+        p = self.profile
+        payloads = [IdPayload(id_type=self.idi[0], data=self.idi[1]), *certs]
+        if p.certreq and self.trusted:
+            payloads.append(CertReqPayload(data=b"".join(ca_key_hash(ca) for ca in self.trusted)))
+        if p.initial_contact:
+            payloads.append(NotifyPayload(notify_type=NotifyType.INITIAL_CONTACT))
+        if p.idr is not None:
+            id_type, data = identity_wire(p.idr, self.remote.host)
+            payloads.append(IdPayload(id_type=id_type, data=data, responder=True))
+        payloads.append(auth)
+        if p.cp is not None:
+            attrs = [a if isinstance(a, CpAttribute) else CpAttribute(int(a)) for a in p.cp]
+            payloads.append(CpPayload(cfg_type=CfgType.CFG_REQUEST, attributes=attrs))
+        payloads += [self.child_sa_payload(), self.ts_payload(p.tsi), self.ts_payload(p.tsr, responder=True)]
+        if p.mobike:
+            payloads.append(NotifyPayload(notify_type=NotifyType.MOBIKE_SUPPORTED))
+        return self.request(ExchangeType.IKE_AUTH, payloads)
+
     def child_sa_payload(self) -> SaPayload:
         return SaPayload(proposals=[prop.to_wire(number=n, spi=self.child_spi)
                                     for n, prop in enumerate(self.esp_proposals, 1)])
@@ -776,6 +820,10 @@ class Initiator:
                 raise InitiatorError(f"responder's AUTH (method {auth.method}) does not verify")
             self.server_auth_method = auth.method
             self.chain_verified = self._verify_chain()
+            if self.own_auth != "eap":  # no EAP: this response completes IKE_AUTH
+                self.established = True
+                self._config_reply(rec)
+                self._child_response(rec)
         elif auth is not None:
             if auth.method != AuthMethod.SHARED_KEY_MIC:
                 raise InitiatorError(f"final AUTH with method {auth.method}")

@@ -27,6 +27,8 @@ def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) 
     if cacerts.is_dir():
         for warning in store.load_cacerts(cacerts):
             log.info("%s", warning)
+    for warning in store.load_crls(confdir / "ipsec.d" / "crls"):
+        log.info("%s", warning)
     pools = pools if pools is not None else PoolSet()
     conns = []
     credentials = {}

@@ -137,7 +137,7 @@ class IkeSa:
         self.remote_id = None
         self.remote_id_payload = None
         self.eap_id: str | None = None
-        self.peer_auth_method: str | None = None  # how the peer proved itself: "eap" or "psk"
+        self.peer_auth_method: str | None = None  # how the peer proved itself: "eap", "psk" or "pubkey"
         self.msk: bytes | None = None
         # keys
         self.proposal = None

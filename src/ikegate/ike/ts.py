@@ -4,6 +4,11 @@ strongSwan's responder intersects each configured selector with each one the pee
 proposed, configured order first (traffic_selector_list.c ``select_``); an empty result
 means TS_UNACCEPTABLE.  ``%dynamic`` remote selectors stand for the peer's virtual IPs (or
 its IKE address when it has none).
+
+Beyond strongSwan, :func:`narrow_to_virtual_ips` lets a client that asked for a virtual
+address and proposes a single host standing for "myself" (openiked's ``from dynamic``
+sends ``0.0.0.0/32``/``::/128``; libreswan sends its own outer address) have its assigned
+address back as TSi: strongSwan intersects such a TSi with the virtual IP and refuses it.
 """
 
 from __future__ import annotations
@@ -125,4 +130,37 @@ def narrow(configured: Iterable[Selector], proposed: Iterable[Selector]) -> list
             common = mine.intersect(theirs)
             if common is not None and common not in result:
                 result.append(common)
+    return result
+
+
+def _unspecified(sel: Selector) -> bool:
+    return sel.is_host() and sel.start == 0
+
+
+def narrow_to_virtual_ips(vips: Iterable, proposed: Iterable[Selector], *, peer_hosts: Iterable = (),
+                          any_host: bool = False) -> list[Selector]:
+    """The client's side of a CHILD SA whose remote end is ``%dynamic`` and whose client
+    holds virtual IPs ``vips``: the usual narrowing of the virtual IPs against the
+    proposed TSi, and for each virtual IP that narrowing left out, the virtual IP itself
+    (with the proposal's protocol and ports) if the client proposed a single host of its
+    family that stands for the client: the unspecified address (``0.0.0.0/32``,
+    ``::/128``), one of ``peer_hosts`` (the address its IKE messages come from), or, with
+    ``any_host`` (the client is behind a NAT, so its own address is hidden from us), any
+    host.  The client only ever gets addresses assigned to it, so this widens nothing."""
+    proposed = list(proposed)
+    configured = [Selector.from_address(v) for v in vips]
+    result = narrow(configured, proposed)
+    own = {(a.version, int(a)) for a in (ipaddress.ip_address(h) for h in peer_hosts)}
+    for vip in configured:
+        if any(r.version == vip.version and r.start <= vip.start <= r.end for r in result):
+            continue
+        for theirs in proposed:
+            if theirs.version != vip.version or not theirs.is_host():
+                continue
+            if _unspecified(theirs) or (theirs.version, theirs.start) in own or any_host:
+                lenient = Selector(vip.version, vip.start, vip.end, theirs.protocol, theirs.start_port,
+                                   theirs.end_port)
+                if lenient not in result:
+                    result.append(lenient)
+                break
     return result

@@ -325,6 +325,32 @@ def verify_auth(public_key, octets: bytes, method: int, data: bytes) -> bool:
         return False
 
 
+#: strongSwan's names of the schemes (``rightauth=rsa/pss-sha256`` and the like)
+_KIND_NAMES = {"pkcs1": "rsa", "pss": "rsa/pss", "ecdsa": "ecdsa", "ed25519": "ed25519", "ed448": "ed448"}
+_HASH_NAMES = {HashAlgorithm.SHA1: "sha1", HashAlgorithm.SHA2_256: "sha256", HashAlgorithm.SHA2_384: "sha384",
+               HashAlgorithm.SHA2_512: "sha512", HashAlgorithm.IDENTITY: "identity"}
+
+
+def auth_signature_scheme(method: int, data: bytes) -> tuple[str, str] | None:
+    """The signature scheme of AUTH payload data as strongSwan names its parts in
+    ``rightauth=`` constraints: ``(key, hash)`` such as ``("rsa/pss", "sha256")``,
+    ``("rsa", "sha1")`` for method 1, ``("ecdsa", "sha384")`` for method 10; None for
+    data that is no signature we know.  Says nothing about whether it verifies."""
+    if method == AuthMethod.RSA_SIG:
+        return "rsa", "sha1"
+    if method in _CLASSIC_ECDSA:
+        return "ecdsa", _HASH_NAMES[_CLASSIC_ECDSA[method][1]]
+    if method != AuthMethod.DIGITAL_SIGNATURE or not data:
+        return None
+    try:
+        scheme = _parse_algorithm_identifier(bytes(data[1 : 1 + data[0]]))
+    except (ValueError, IndexError):  # DerError is a ValueError
+        return None
+    if scheme is None or scheme.hash_alg not in _HASH_NAMES:
+        return None
+    return _KIND_NAMES[scheme.kind], _HASH_NAMES[scheme.hash_alg]
+
+
 def _verify(public_key, octets: bytes, method: int, data: bytes) -> bool:
     if method == AuthMethod.RSA_SIG:
         if not isinstance(public_key, rsa.RSAPublicKey):

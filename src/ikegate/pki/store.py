@@ -120,6 +120,7 @@ class CertStore:
 
     def __init__(self, cas: Iterable[x509.Certificate] = ()) -> None:
         self.cas: list[x509.Certificate] = []
+        self.crls: list[x509.CertificateRevocationList] = []  # ipsec.d/crls
         for cert in cas:
             self.add_ca(cert)
 
@@ -166,6 +167,58 @@ class CertStore:
                 continue
             self.add_ca(cert)
         return warnings
+
+    def add_crl(self, crl: x509.CertificateRevocationList) -> None:
+        """Add a certificate revocation list (checked by :meth:`is_revoked`)."""
+        if crl not in self.crls:
+            self.crls.append(crl)
+
+    def load_crls(self, directory: str | Path) -> list[str]:
+        """Load every regular file of ``directory`` (``ipsec.d/crls``) as a CRL, PEM or
+        DER.  Returns warnings for what was skipped; a missing directory loads nothing
+        silently (strongSwan's default layout may lack it)."""
+        warnings: list[str] = []
+        directory = Path(directory)
+        try:
+            entries = sorted(directory.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            return [f"CRL directory '{directory}' unreadable: {exc.strerror}"]
+        for path in entries:
+            try:
+                if not path.is_file():
+                    continue
+                data = path.read_bytes()
+            except OSError as exc:
+                warnings.append(f"CRL file '{path}' unreadable: {exc.strerror}, skipped")
+                continue
+            try:
+                if b"-----BEGIN X509 CRL-----" in data:
+                    crl = x509.load_pem_x509_crl(data)
+                else:
+                    crl = x509.load_der_x509_crl(data)
+            except ValueError:
+                warnings.append(f"CRL file '{path}' holds no CRL, skipped")
+                continue
+            self.add_crl(crl)
+        return warnings
+
+    def is_revoked(self, cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+        """True if a CRL that ``issuer`` signed lists ``cert``'s serial number.  CRLs
+        signed by someone else, or whose signature fails, are ignored (and so is their
+        age: an outdated CRL still revokes, as with strongSwan's default policy)."""
+        for crl in self.crls:
+            if crl.issuer != issuer.subject:
+                continue
+            try:
+                if not crl.is_signature_valid(issuer.public_key()):
+                    continue
+            except (TypeError, ValueError, UnsupportedAlgorithm):
+                continue
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                return True
+        return False
 
     def ca_key_hashes(self) -> list[bytes]:
         """SHA-1 SubjectPublicKeyInfo hashes of all CAs, in load order (CERTREQ data)."""

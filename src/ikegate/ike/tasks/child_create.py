@@ -5,8 +5,11 @@ request and are answered in the response that completes authentication.  ESP pro
 are chosen by the same rule as IKE ones (client's first acceptable proposal), ignoring KE
 methods (no PFS in IKE_AUTH).  Selectors are narrowed: ours (``leftsubnet``) against the
 client's TSr; for the client's side its virtual IPs (``rightsubnet`` unset = ``%dynamic``)
-against its TSi.  A refused CHILD SA answers NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE and
-leaves the IKE SA up, as strongSwan does.
+against its TSi, leniently: a client holding virtual IPs that proposes a single host
+standing for itself (``0.0.0.0/32``, ``::/128``, its own address) gets its virtual IP back
+(:func:`ikegate.ike.ts.narrow_to_virtual_ips`; strongSwan refuses those).  A refused
+CHILD SA answers NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE and leaves the IKE SA up, as
+strongSwan does.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from ikegate.crypto.transforms import get_encr, get_integ
 from ikegate.ike.child import ChildSa
 from ikegate.ike.exchange import Exchange, Task
 from ikegate.ike.runtime import end_selectors
-from ikegate.ike.ts import Selector, narrow
+from ikegate.ike.ts import Selector, narrow, narrow_to_virtual_ips
 from ikegate.proposal import Proposal, format_proposals, select_proposal
 from ikegate.wire.constants import ExchangeType, NotifyType, PayloadType, ProtocolId
 from ikegate.wire.payloads import SaPayload, TsPayload
@@ -89,11 +92,17 @@ def build_child(sa, ex: Exchange, offer: SaPayload, tsi: list[Selector], tsr: li
     sa.log_cfg.info("selected proposal: %s", chosen)
     local_cfg = end_selectors(conn.local) or [Selector.from_address(sa.local.host)]
     remote_cfg = end_selectors(conn.remote)
-    if remote_cfg is None:
-        addresses = sa.vips or [sa.remote.host]
-        remote_cfg = [Selector.from_address(a) for a in addresses]
     local_ts = narrow(local_cfg, tsr)
-    remote_ts = narrow(remote_cfg, tsi)
+    if remote_cfg is None and sa.vips:
+        remote_ts = narrow_to_virtual_ips(sa.vips, tsi, peer_hosts=[sa.remote.host], any_host=sa.nat_remote)
+        strict = narrow([Selector.from_address(a) for a in sa.vips], tsi)
+        if remote_ts != strict:
+            sa.log.info("TSi %s stands for the client itself: narrowed to its virtual IPs %s",
+                        ", ".join(map(str, tsi)) or "none", ", ".join(map(str, remote_ts)))
+    else:
+        if remote_cfg is None:
+            remote_cfg = [Selector.from_address(sa.remote.host)]
+        remote_ts = narrow(remote_cfg, tsi)
     if not local_ts or not remote_ts:
         sa.log.info(
             "traffic selectors %s === %s unacceptable",

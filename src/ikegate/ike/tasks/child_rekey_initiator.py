@@ -3,9 +3,11 @@ and child_create.c, initiator side).
 
 Request: ``N(REKEY_SA)`` naming the SA by our inbound SPI, ``SA`` with a fresh SPI and the
 CHILD SA's negotiated proposal, ``Ni``, ``[KEi]``, ``TSi`` (ours), ``TSr`` (the peer's).
-The key exchange (PFS) follows what the client chose: the group of this CHILD SA's
-proposal if the client rekeyed it with one, else the first group ``esp=`` lists, else
-none.  With a group, the proposal lists it first and then the other groups of ``esp=``
+The key exchange (PFS) follows what the client chose (:func:`rekey_group`): the group of
+this CHILD SA's proposal if the client (or an earlier rekey) negotiated one, else the IKE
+SA's group if ``esp=`` lists it (what a client without a group of its own for the CHILD SA
+uses: libreswan's ``pfs=yes`` takes the IKE SA's group), else the first group ``esp=``
+lists, else none.  With a group, the proposal lists it first and then the other groups of ``esp=``
 (as strongSwan promotes the group it uses), so the peer may ask for one of those.
 KEYMAT = prf+(SK_d, [g^ir] | Ni | Nr) with our nonce first: we initiated, so our
 outbound keys are the "i" ones (:attr:`ChildSa.initiator`).
@@ -71,10 +73,17 @@ def configured_groups(proposals) -> list[int]:
     return groups
 
 
-def first_esp_group(conn) -> int | None:
-    """The key exchange method ``esp=`` lists first (strongSwan's child_cfg get_algorithm)."""
-    groups = configured_groups(conn.esp)
-    return groups[0] if groups else None
+def rekey_group(sa, child) -> int | None:
+    """The key exchange method of our rekey of ``child`` (see the module docstring):
+    the CHILD SA's own group, the IKE SA's group if ``esp=`` lists it, ``esp=``'s first
+    group, or None (no PFS)."""
+    if child.proposal.dh_group:
+        return child.proposal.dh_group
+    configured = configured_groups(sa.conn.esp)
+    ike_group = sa.proposal.dh_group if sa.proposal is not None else None
+    if ike_group in configured:
+        return ike_group
+    return configured[0] if configured else None
 
 
 def offered_groups(group: int | None, configured: list[int]) -> tuple[int, ...]:
@@ -152,7 +161,7 @@ class ChildRekey(RekeyInitiator):
     def __init__(self, sa, child: ChildSa) -> None:
         self.sa = sa
         self.old = child
-        self.group = child.proposal.dh_group or first_esp_group(sa.conn)
+        self.group = rekey_group(sa, child)
         self.retried = False
         self.spi_in = 0
         self.nonce = b""

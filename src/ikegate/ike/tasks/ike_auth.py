@@ -6,14 +6,26 @@ Rounds (RFC 7296 2.16, EAP):
 2. ``EAP(Response)``  ->  ``EAP(Request)`` ... until ``EAP(Success)``
 3. ``AUTH`` (keyed with the EAP MSK)  ->  ``AUTH`` (MSK) + the CP/SA/TS built by later tasks.
 
-A client that sends AUTH in round 1 authenticates with a pre-shared key (pubkey client
-certificates come with a later issue) and gets everything in one response.
+A client that sends AUTH in round 1 authenticates with a pre-shared key or with a
+signature (``rightauth=pubkey``: ``IDi CERT+ [CERTREQ] [IDr] AUTH ...``) and gets
+everything in one response.  A signature is accepted when the first CERT is an X.509
+certificate that chains to a CA of ``ipsec.d/cacerts`` (the other CERTs may supply
+intermediates), is valid now and not revoked by a CRL of ``ipsec.d/crls``, was issued
+under ``rightca=`` if set, contains IDi (subject DN or subjectAltName), has the key type
+``rightauth=rsa``/``ecdsa`` asks for, and verifies the AUTH over the client's signed
+octets: RSA PKCS#1 v1.5 SHA-1 (method 1), ECDSA with SHA-2 on P-256/384/521 (methods
+9-11) or an RFC 7427 digital signature (14: PKCS#1 v1.5, RSASSA-PSS, ECDSA, EdDSA).  A
+``rightcert=`` configured for the conn is the only certificate accepted, trusted as
+configured (sent by the client or not).
 
-The conn (peer config) is chosen here as strongSwan's backend manager does: among the
-conns whose ``ike=`` accepted the IKE proposal, the first whose remote auth class, remote
-id and local id fit.  Beyond strongSwan, an IDr that is not ``leftid`` but is one of our
-certificate's subjectAltNames is accepted and answered with that identity (Apple clients
-send the server name as IDr while the seed keeps ``leftid`` at the certificate's DN).
+The conn (peer config) is chosen here as strongSwan's backend manager ranks peer configs:
+among the conns whose ``ike=`` accepted the IKE proposal and whose remote auth class fits
+the client's (EAP without AUTH, PSK or signature with it), those whose ``rightid`` and
+``leftid`` match IDi and IDr, best identity match first (an exact id beats a wildcard
+one, which beats ``%any``; :meth:`Identity.matches`), configuration order among equals.
+Beyond strongSwan, an IDr that is not ``leftid`` but is one of our certificate's
+subjectAltNames is accepted and answered with that identity (Apple clients send the
+server name as IDr while the seed keeps ``leftid`` at the certificate's DN).
 
 Failed client authentications are counted per source, and a source held off for too many
 is refused here before we sign or check anything (:mod:`ikegate.ike.throttle`).
@@ -23,17 +35,25 @@ from __future__ import annotations
 
 import hmac
 
-from ikegate.identity import Identity
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
 from ikegate.crypto.errors import CryptoError
 from ikegate.eap.server import EapServerSession
+from ikegate.identity import MATCH_ANY, MATCH_PERFECT, Identity
 from ikegate.ike.exchange import Abort, Exchange, Task
 from ikegate.pki.keys import PkiError
-from ikegate.pki.signature import choose_signature_scheme, sign_auth
+from ikegate.pki.signature import auth_signature_scheme, choose_signature_scheme, sign_auth, verify_auth
 from ikegate.pki.store import cert_matches_identity
-from ikegate.wire.constants import AuthMethod, EapType, ExchangeType, NotifyType, PayloadType
+from ikegate.pki.verify import CertificateRejected, verify_chain
+from ikegate.wire.constants import AuthMethod, CertEncoding, EapType, ExchangeType, NotifyType, PayloadType
 from ikegate.wire.payloads import AuthPayload, EapPayload, IdPayload
 
 KEY_PAD = b"Key Pad for IKEv2"
+
+#: AUTH methods of signatures (RFC 7296 3.8, RFC 4754, RFC 7427)
+SIGNATURE_METHODS = (AuthMethod.RSA_SIG, AuthMethod.ECDSA_SHA256_P256, AuthMethod.ECDSA_SHA384_P384,
+                     AuthMethod.ECDSA_SHA512_P521, AuthMethod.DIGITAL_SIGNATURE)
 
 
 def id_body(id_type: int, data: bytes) -> bytes:
@@ -91,7 +111,8 @@ class IkeAuth(Task):
         auth = ex.get(PayloadType.AUTH)
         sa.peer_initial_contact = ex.has_notify(NotifyType.INITIAL_CONTACT)
         sa.log.info("received IDi '%s'%s", sa.remote_id, f", IDr '{wanted}'" if wanted else "")
-        conn, local_id = self._select_conn(sa.remote_id, wanted, has_auth=auth is not None)
+        peer_class = "eap" if auth is None else "pubkey" if auth.method in SIGNATURE_METHODS else "psk"
+        conn, local_id = self._select_conn(sa.remote_id, wanted, peer_class=peer_class)
         if conn is None:
             sa.log.info(
                 "no matching peer config found for '%s'...'%s'", wanted or "%any", sa.remote_id
@@ -101,37 +122,44 @@ class IkeAuth(Task):
         sa.log_cfg.info("selected peer config '%s'", conn.name)
         self._refuse_held_off()
         self.send_own_auth = True
-        if auth is not None:
+        if peer_class == "pubkey":
+            self._verify_signature_auth(auth, ex.get_all(PayloadType.CERT))
+        elif auth is not None:
             self._verify_psk_auth(auth)
         else:
             self._start_eap()
 
-    def _select_conn(self, idi: Identity, idr: Identity | None, *, has_auth: bool):
+    def _select_conn(self, idi: Identity, idr: Identity | None, *, peer_class: str):
+        """The best conn for IDi/IDr and the client's auth class ("eap", "psk",
+        "pubkey"), with the local identity to answer with; (None, None) if none fits."""
         sa = self.sa
-        for conn in sa.auth_candidates():
-            method = _auth_method(conn.remote)
-            if has_auth and method not in ("psk", "any"):
-                continue
-            if not has_auth and method not in ("eap", "any"):
+        ranked = []
+        for order, conn in enumerate(sa.auth_candidates()):
+            if _auth_method(conn.remote) not in (peer_class, "any"):
                 continue
             rule = conn.remote.id
-            if rule is not None and not rule.is_any and not idi.matches(rule):
+            remote_match = idi.matches(rule) if rule is not None and not rule.is_any else MATCH_ANY
+            if not remote_match:
                 continue
             local_id = conn.local.id
+            local_match = MATCH_ANY
             if idr is not None and not idr.is_any:
-                if local_id is not None and not local_id.is_any and idr.matches(local_id):
-                    pass
-                else:
+                local_match = idr.matches(local_id) if local_id is not None and not local_id.is_any else MATCH_ANY
+                if not local_match:
                     creds = sa.rt.credentials_for(conn)
                     if creds is None:
                         continue
                     id_type, data = idr.to_wire()
                     if not cert_matches_identity(creds.cert, id_type, data):
                         continue
-                    sa.log.info("IDr '%s' is not leftid but is in our certificate: answering with it", idr)
-                    local_id = idr
-            return conn, local_id
-        return None, None
+                    local_id, local_match = idr, MATCH_PERFECT
+            ranked.append((-(remote_match + local_match), order, conn, local_id))
+        if not ranked:
+            return None, None
+        _, _, conn, local_id = min(ranked, key=lambda entry: entry[:2])
+        if local_id is not conn.local.id:
+            sa.log.info("IDr '%s' is not leftid but is in our certificate: answering with it", idr)
+        return conn, local_id
 
     # -- EAP ---------------------------------------------------------------------------
 
@@ -219,6 +247,56 @@ class IkeAuth(Task):
         sa.peer_auth_method = "psk"
         self.peer_auth = auth
 
+    def _verify_signature_auth(self, auth: AuthPayload, cert_payloads: list) -> None:
+        """``rightauth=pubkey``: the client's certificate, its trust chain, IDi in it and
+        the AUTH signature (see the module docstring).  Failures are counted."""
+        sa = self.sa
+        remote = sa.conn.remote
+        certs = []
+        for payload in cert_payloads:
+            if payload.encoding != CertEncoding.X509_SIGNATURE:
+                sa.log.info("ignoring certificate encoding %d", payload.encoding)
+                continue
+            try:
+                certs.append(x509.load_der_x509_certificate(payload.data))
+            except ValueError:
+                raise self._failed("malformed certificate payload") from None
+        pinned = getattr(remote, "cert_object", None)
+        if pinned is not None:  # rightcert=: this certificate and no other, trusted as configured
+            if certs and certs[0] != pinned:
+                sa.log.info("certificate '%s' is not the configured rightcert", certs[0].subject.rfc4514_string())
+                raise self._failed("not the configured certificate")
+            leaf = pinned
+        elif certs:
+            leaf = certs[0]
+            try:
+                verify_chain(sa.rt.cert_store, leaf, certs[1:], ca=remote.ca)
+            except CertificateRejected as exc:
+                sa.log.info("%s", exc)
+                raise self._failed("certificate not trusted") from None
+        else:
+            sa.log.info("no trusted public key found for '%s': the peer sent no certificate", sa.remote_id)
+            raise self._failed("no certificate")
+        subject = leaf.subject.rfc4514_string()
+        idi = sa.remote_id_payload
+        if not cert_matches_identity(leaf, idi.id_type, idi.data):
+            sa.log.info("certificate '%s' does not contain IDi '%s'", subject, sa.remote_id)
+            raise self._failed("IDi not in the certificate")
+        if not _key_type_fits(remote.auth, leaf.public_key()):
+            sa.log.info("certificate key of '%s' does not fit rightauth=%s", subject, remote.auth)
+            raise self._failed("key type not accepted")
+        scheme = auth_signature_scheme(auth.method, auth.data)
+        if not _scheme_allowed(remote.auth, scheme):
+            sa.log.info("signature scheme %s of '%s' does not fit rightauth=%s",
+                        "-".join(scheme) if scheme else "unknown", sa.remote_id, remote.auth)
+            raise self._failed("signature scheme not accepted")
+        if not verify_auth(leaf, self._peer_octets(), auth.method, auth.data):
+            sa.log.info("signature validation failed for '%s' (AUTH method %d)", sa.remote_id, auth.method)
+            raise self._failed("signature AUTH mismatch")
+        sa.log.info("authentication of '%s' with %s successful", sa.remote_id, AuthMethod(auth.method).name)
+        sa.peer_auth_method = "pubkey"
+        self.peer_auth = auth
+
     # -- failed logins, held off per source (ike/throttle.py) --------------------------------
 
     def _count_failure(self) -> None:
@@ -294,6 +372,31 @@ def _pss_constraint(end) -> bool:
     """``leftauth=rsa/pss-sha256`` (or ``ike:rsa/pss-...``) asks for RSASSA-PSS signatures."""
     auth = getattr(end, "auth", None)
     return any(c.key == "rsa/pss" for c in getattr(auth, "signature_constraints", ()) or ())
+
+
+def _key_type_fits(auth, public_key) -> bool:
+    """``rightauth=rsa``/``ecdsa``/``ed25519``/``ed448`` (``key_type``) restricts the
+    certificate's key; ``pubkey`` takes any, a type we cannot verify none."""
+    wanted = getattr(auth, "key_type", None)
+    if not wanted or wanted == "any":
+        return True
+    kinds = {"rsa": rsa.RSAPublicKey, "rsa/pss": rsa.RSAPublicKey, "ecdsa": ec.EllipticCurvePublicKey,
+             "ed25519": ed25519.Ed25519PublicKey, "ed448": ed448.Ed448PublicKey}
+    kind = kinds.get(wanted)
+    return kind is not None and isinstance(public_key, kind)
+
+
+def _scheme_allowed(auth, scheme: tuple[str, str] | None) -> bool:
+    """Whether the AUTH signature scheme fits ``rightauth=``'s signature constraints
+    (``rsa/pss-sha256``, ``ike:ecdsa-sha384``, ``pubkey-sha512``; any if there are none).
+    Here they constrain the AUTH signature only, not the certificates' own signatures."""
+    constraints = getattr(auth, "signature_constraints", ()) or ()
+    if not constraints:
+        return True
+    if scheme is None:
+        return False
+    key, hash_name = scheme
+    return any(c.key in (key, "any") and c.hash == hash_name for c in constraints)
 
 
 def _auth_method(end) -> str:
