@@ -117,7 +117,7 @@ class Selector:
 
     def _is_subnet(self) -> bool:
         size = self.end - self.start + 1
-        return size & (size - 1) == 0 and self.start % size == 0
+        return size > 0 and size & (size - 1) == 0 and self.start % size == 0  # a peer may send end < start
 
 
 def narrow(configured: Iterable[Selector], proposed: Iterable[Selector]) -> list[Selector]:

@@ -47,6 +47,7 @@ from ikegate.ike.child import ChildSa
 from ikegate.ike.tasks.child_create import _selectors
 from ikegate.ike.tasks.child_delete import delete_child, send_delete
 from ikegate.ike.tasks.lifetimes import retry_delay
+from ikegate.ike.ts import narrow
 from ikegate.proposal import DH_NAMES, Proposal
 from ikegate.wire.constants import ExchangeType, NotifyType, PayloadType, ProtocolId
 from ikegate.wire.payloads import KePayload, NoncePayload, NotifyPayload, SaPayload, TsPayload
@@ -258,10 +259,12 @@ class ChildRekey(RekeyInitiator):
         if self.proposal.select(chosen) is None or chosen.dh_group != self.group:
             sa.log_cfg.info("peer chose %s, which we did not offer", chosen)
             return None
-        local_ts = _selectors(found.get(PayloadType.TSi))
-        remote_ts = _selectors(found.get(PayloadType.TSr))
+        # the answer's selectors may only narrow the old SA's (strongSwan's initiator narrows
+        # them too): a client answering TSr 0.0.0.0/0 must not draw others' traffic its way
+        local_ts = narrow(old.local_ts, _selectors(found.get(PayloadType.TSi)))
+        remote_ts = narrow(old.remote_ts, _selectors(found.get(PayloadType.TSr)))
         if not local_ts or not remote_ts:
-            sa.log.info("CREATE_CHILD_SA response without traffic selectors")
+            sa.log.info("CREATE_CHILD_SA response without traffic selectors within the rekeyed SA's")
             return None
         try:
             shared = None
