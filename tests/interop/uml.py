@@ -424,6 +424,10 @@ class UmlGuest:
         collected until its stdout and stderr close, so start daemons with
         :meth:`spawn` (or redirect their output)."""
         argv = _argv(cmd)
+        if argv and argv[0] == sys.executable:
+            # the host's interpreter (a venv, maybe under /tmp, which the guest hides): the
+            # guest's own, for the stdlib-only scripts helpers such as netns.ping run
+            argv = [_guest_python(), *argv[1:]]
         reply = self._request({"op": "run", "argv": argv, "timeout": timeout, "input": input,
                                "env": dict(env or {})}, timeout=timeout + 15)
         if reply["timed_out"]:
