@@ -35,6 +35,7 @@ REVIEWED = {
     ("dataplane/gro.py", "signature == run.signature"): "TCP flow signature (header fields) for segment coalescing",
     ("eap/server.py", "response.type != expected_type"): "EAP method type, sent in the clear",
     ("identity.py", "a_tag == b_tag"): "ASN.1 string tags of a DN attribute",
+    ("ike/tasks/ike_auth.py", "c.hash == hash_name"): "hash algorithm name of a signature scheme constraint (config)",
     ("ike/informational.py", "dest.data != natd_hash(sa.spi_i, sa.spi_r, ex.dst)"):
         "NAT-D hash of SPIs and addresses: public values (RFC 7296 2.23)",
     ("ike/tasks/ike_natd.py", "dest.data != local_hash"): "NAT-D hash of SPIs and addresses: public values",
