@@ -30,10 +30,7 @@ openiked ``asym``           PSK, but conn ``psk``: the gateway answers with its 
                             which openiked refuses
 ==========================  ===============================================================
 
-Tests that need a gateway feature not written yet are ``xfail(strict=True)`` with what
-is missing and what the gateway logs today; they turn into failures (XPASS) once it
-lands, and then the marker goes.  The interop table of the README lists these results.
-When a test fails for real, the running sessions' gateway refusals and logs are printed.
+The interop table of the README lists these results.  When a test fails for real, the running sessions' gateway refusals and logs are printed.
 """
 
 from __future__ import annotations
@@ -57,20 +54,6 @@ from .uml import UmlGuest, libreswan_missing, openiked_missing, uml_missing
 
 REASON = uml_missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"user-mode Linux unavailable: {REASON}")
-
-# -- what the gateway lacks today (issue 9), with what it logs -------------------------------------
-
-NEEDS_GATEWAY_PSK = ("needs the gateway's own PSK AUTH (leftauth=psk): it signs with its certificate even in "
-                     "conn 'psk-both', and openiked logs 'ikev2_auth_verify: unexpected auth method SIG, was "
-                     "expecting SHARED_KEY_MIC' and sends AUTHENTICATION_FAILED")
-NEEDS_LATE_AUTH_FAILED = ("needs an AUTHENTICATION_FAILED notify in an INFORMATIONAL request to delete the IKE SA "
-                          "(strongSwan task_manager_v2.c hands it to ike_delete): today the gateway logs "
-                          "'received AUTHENTICATION_FAILED error notify' and keeps the SA and its lease until DPD")
-
-
-def xfail(*needs: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason="; ".join(needs))
-
 
 # -- the gateway, the guests -------------------------------------------------------------------------
 
@@ -429,7 +412,7 @@ def test_libreswan_gateway_rekeys_child_with_pfs(libreswan):
 
 # -- openiked ----------------------------------------------------------------------------------------
 
-@_oi("psk", marks=xfail(NEEDS_GATEWAY_PSK))
+@_oi("psk")
 def test_openiked_psk_virtual_addresses_dns_ping(openiked):
     _check_openiked_addresses(openiked)
 
@@ -525,7 +508,7 @@ def test_openiked_behind_nat(openiked):
     assert ping_through(openiked.guest, INNER_V4, openiked.virtual_ip(4)) == 3
 
 
-@_oi("asym", marks=xfail(NEEDS_LATE_AUTH_FAILED))
+@_oi("asym")
 def test_openiked_refusing_our_auth_ends_the_sa(openiked):
     """openiked with a PSK refuses the gateway's certificate AUTH (it wants a PSK back)
     and says so in an INFORMATIONAL AUTHENTICATION_FAILED: the gateway deletes that IKE

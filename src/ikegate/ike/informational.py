@@ -2,7 +2,7 @@
 
 - An empty INFORMATIONAL is a liveness check (DPD): answered empty.
 - AUTHENTICATION_FAILED from an initiator that gave up during IKE_AUTH (e.g. a failed
-  EAP method on its side): answered, then the half-open SA goes.
+  EAP method on its side) or refused our AUTH: answered, then the SA goes.
 - Delete of the IKE SA: answered empty, then the SA and its CHILD SAs go.
 - Delete of CHILD SAs: the payload lists the peer's inbound SPIs (our outbound ones);
   we answer with a Delete of our inbound SPIs of the same CHILD SAs.  As strongSwan's
@@ -61,9 +61,11 @@ def handle(sa, ex: Exchange) -> None:
     for notify in ex.get_all(PayloadType.NOTIFY):
         if notify.notify_type < 16384:
             sa.log.info("received %s error notify", _name(notify.notify_type))
-            if notify.notify_type == NotifyType.AUTHENTICATION_FAILED and not sa.auth_done:
-                # RFC 7296 2.21.2: the initiator refused our authentication (or gave up on
-                # EAP); the half-open SA is of no further use.
+            if notify.notify_type == NotifyType.AUTHENTICATION_FAILED:
+                # RFC 7296 2.21.2: the initiator refused our authentication (also after our
+                # last IKE_AUTH answer, which made the SA established on our side: openiked
+                # refusing a signature where it expected a PSK) or gave up on EAP; as
+                # strongSwan does, the SA goes.
                 ex.fatal_after_send = True
                 sa.down_reason = "peer reported AUTHENTICATION_FAILED"
 

@@ -331,8 +331,11 @@ class IkeAuth(Task):
         if self.round == 1:
             id_type, data = sa.local_id.to_wire()
             ex.add(IdPayload(id_type=id_type, data=data, responder=True))
-            ex.add(self._signature_auth())
-            sa.own_signature_exchange = ex.message_id
+            if _auth_method(sa.conn.local) == "psk":
+                ex.add(self._psk_auth())  # leftauth=psk: no certificate goes out
+            else:
+                ex.add(self._signature_auth())
+                sa.own_signature_exchange = ex.message_id
         if self.eap_out is not None:
             ex.add(EapPayload(data=self.eap_out))
             self.eap_out = None
@@ -351,6 +354,18 @@ class IkeAuth(Task):
     def _wants_pss(self) -> bool:
         """RSASSA-PSS where asked: ``charon.rsa_pss = yes`` or an ``rsa/pss`` constraint in leftauth."""
         return self.sa.rt.settings.rsa_pss or _pss_constraint(self.sa.conn.local)
+
+    def _psk_auth(self) -> AuthPayload:
+        """``leftauth=psk``: our AUTH with the shared key of our and the peer's identities
+        (RFC 7296 2.15), as clients that only accept a responder AUTH of their own method
+        (openiked) need."""
+        sa = self.sa
+        psk = sa.rt.secrets.find_psk(sa.local_id, sa.remote_id)
+        if not psk:
+            sa.log.info("no shared key found for '%s' - '%s'", sa.local_id, sa.remote_id)
+            raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="no pre-shared key for ourselves")
+        sa.log.info("authentication of '%s' (myself) with pre-shared key successful", sa.local_id)
+        return AuthPayload(method=AuthMethod.SHARED_KEY_MIC, data=sa.prf(sa.prf(psk, KEY_PAD), self._own_octets()))
 
     def _signature_auth(self) -> AuthPayload:
         sa = self.sa
