@@ -224,7 +224,7 @@ class IkeAuth(Task):
         sa = self.sa
         if auth.method != AuthMethod.SHARED_KEY_MIC or sa.msk is None:
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason=f"unexpected AUTH method {auth.method}")
-        expected = sa.prf(sa.prf(sa.msk, KEY_PAD), self._peer_octets())
+        expected = self._shared_key_mic(sa.msk, self._peer_octets())
         if not hmac.compare_digest(expected, auth.data):
             sa.log.info("verification of AUTH payload with EAP MSK failed")
             raise self._failed("EAP MSK AUTH mismatch")
@@ -237,10 +237,10 @@ class IkeAuth(Task):
         sa = self.sa
         if auth.method != AuthMethod.SHARED_KEY_MIC:
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason=f"AUTH method {auth.method} not accepted")
-        psk = sa.rt.secrets.find_psk(sa.local_id, sa.remote_id) if hasattr(sa.rt.secrets, "find_psk") else None
+        psk = sa.rt.secrets.find_psk(sa.local_id, sa.remote_id)
         if not psk:
             raise self._failed("no shared key found")
-        expected = sa.prf(sa.prf(psk, KEY_PAD), self._peer_octets())
+        expected = self._shared_key_mic(psk, self._peer_octets())
         if not hmac.compare_digest(expected, auth.data):
             raise self._failed("pre-shared key AUTH mismatch")
         sa.log.info("authentication of '%s' with pre-shared key successful", sa.remote_id)
@@ -346,7 +346,7 @@ class IkeAuth(Task):
         if self.peer_auth is None:
             return False
         if sa.msk is not None:
-            mic = sa.prf(sa.prf(sa.msk, KEY_PAD), self._own_octets())
+            mic = self._shared_key_mic(sa.msk, self._own_octets())
             ex.add(AuthPayload(method=AuthMethod.SHARED_KEY_MIC, data=mic))
         sa.authenticated(ex)
         return True
@@ -354,6 +354,11 @@ class IkeAuth(Task):
     def _wants_pss(self) -> bool:
         """RSASSA-PSS where asked: ``charon.rsa_pss = yes`` or an ``rsa/pss`` constraint in leftauth."""
         return self.sa.rt.settings.rsa_pss or _pss_constraint(self.sa.conn.local)
+
+    def _shared_key_mic(self, key: bytes, octets: bytes) -> bytes:
+        """AUTH of a shared key or the EAP MSK: prf(prf(key, "Key Pad for IKEv2"), octets)
+        (RFC 7296 2.15), for the peer's AUTH and for ours alike."""
+        return self.sa.prf(self.sa.prf(key, KEY_PAD), octets)
 
     def _psk_auth(self) -> AuthPayload:
         """``leftauth=psk``: our AUTH with the shared key of our and the peer's identities
@@ -365,7 +370,7 @@ class IkeAuth(Task):
             sa.log.info("no shared key found for '%s' - '%s'", sa.local_id, sa.remote_id)
             raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="no pre-shared key for ourselves")
         sa.log.info("authentication of '%s' (myself) with pre-shared key successful", sa.local_id)
-        return AuthPayload(method=AuthMethod.SHARED_KEY_MIC, data=sa.prf(sa.prf(psk, KEY_PAD), self._own_octets()))
+        return AuthPayload(method=AuthMethod.SHARED_KEY_MIC, data=self._shared_key_mic(psk, self._own_octets()))
 
     def _signature_auth(self) -> AuthPayload:
         sa = self.sa
