@@ -58,32 +58,33 @@ class SaLogger(logging.LoggerAdapter):
 class CharonFormatter(logging.Formatter):
     """``Nov 27 07:54:59 00[IKE] message``, charon's file-log look."""
 
-    def format(self, record: logging.LogRecord) -> str:
+    def body(self, record: logging.LogRecord) -> str:
+        """``00[IKE] message`` (and the traceback, if any): the line without its time."""
         sub = record.name.rsplit(".", 1)[-1].upper() if record.name.startswith("ikegate.") else "LIB"
         if len(sub) != 3:
             sub = "DMN"
-        stamp = self.formatTime(record, "%b %d %H:%M:%S")
-        text = f"{stamp} 00[{sub}] {record.getMessage()}"
+        text = f"00[{sub}] {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
 
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{self.formatTime(record, '%b %d %H:%M:%S')} {self.body(record)}"
 
-class _SyslogFormatter(logging.Formatter):
+
+class _SyslogFormatter(CharonFormatter):
     """``ikegate[pid]: 00[IKE] message``: charon's syslog look (journald adds the time)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = CharonFormatter().format(record)
-        return f"ikegate[{record.process}]: {line.split(' ', 3)[3]}"
+        return f"ikegate[{record.process}]: {self.body(record)}"
 
 
-class _JournalFormatter(logging.Formatter):
+class _JournalFormatter(CharonFormatter):
     """``<6>00[IKE] message``: stderr read by journald (sd-daemon priority prefix; the
     journal adds time, name and pid)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = CharonFormatter().format(record)
-        return f"<{_syslog_priority(record.levelno)}>{line.split(' ', 3)[3]}"
+        return f"<{_syslog_priority(record.levelno)}>{self.body(record)}"
 
 
 def _syslog_priority(level: int) -> int:
