@@ -141,19 +141,20 @@ class Netlink:
 
         return self._call(_flush)
 
-    def add_route(self, network: str, index: int, table: int, *, wait: bool = True) -> None:
-        """Route ``network`` into link ``index``; with ``wait=False`` queued on the netlink
-        thread (in order with later changes) so the caller's event loop does not block."""
+    def add_route(self, network: str, index: int, table: int) -> None:
+        """Route ``network`` into link ``index``: queued on the netlink thread (in order with
+        later changes) so the caller's event loop does not block."""
         family = socket.AF_INET6 if ":" in network else socket.AF_INET
 
         def _add():
             self._ipr_get().route("replace", dst=network, oif=index, table=table,
                                   proto=RTPROT_IKEGATE, family=family)
 
-        if wait:
-            self._call(_add)
-        else:
-            self._post(_add, f"cannot route {network} into the TUN")
+        self._post(_add, f"cannot route {network} into the TUN")
+
+    def sync(self) -> None:
+        """Wait until every queued route change is done."""
+        self._call(lambda: None)
 
     def delete_route(self, network: str, index: int, table: int, *, wait: bool = True) -> None:
         family = socket.AF_INET6 if ":" in network else socket.AF_INET
@@ -169,10 +170,6 @@ class Netlink:
             self._call(_delete)
         else:
             self._post(_delete, f"deleting route {network}")
-
-    def sync(self) -> None:
-        """Wait until every queued route change is done."""
-        self._call(lambda: None)
 
 
 IP_MTU, IPV6_MTU = 14, 24  # linux/in.h, linux/in6.h
@@ -209,7 +206,7 @@ class RouteSet:
             users = self.users.get(network)
             if users is None:
                 self.users[network] = {owner}
-                self.netlink.add_route(network, self.index, self.table, wait=False)
+                self.netlink.add_route(network, self.index, self.table)
             elif owner not in users:
                 users.add(owner)
             else:

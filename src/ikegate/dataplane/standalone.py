@@ -7,7 +7,8 @@ object standing in for the daemon.  It then reads one JSON command per line on s
 and answers one JSON object per line on stdout:
 
 * ``{"op": "install", "sa": SA}`` / ``{"op": "update", "sa": SA}`` - SA as made by
-  :func:`sa_to_dict` (keys in hex, selectors as CIDR strings or ``a-b`` ranges);
+  :func:`sa_to_dict` (keys in hex, selectors as CIDR strings or ``a-b`` ranges); the
+  answer to ``install`` comes once its routes are in place (the daemon does not wait);
 * ``{"op": "remove", "spi_in": N}``;
 * ``{"op": "counters", "spi_in": N}`` -> ``{"ok": true, "counters": {...}}``;
 * ``{"op": "stats"}`` -> ``{"ok": true, "stats": {...}, "ike": N, "workers": {...}}``
@@ -136,6 +137,7 @@ async def _serve(args: argparse.Namespace) -> int:
             op = request["op"]
             if op == "install":
                 dataplane.install(sa_from_dict(request["sa"]))
+                dataplane.netlink.sync()  # the answer means ready for traffic: its routes are in
                 reply({"ok": True})
             elif op == "update":
                 dataplane.update(sa_from_dict(request["sa"]))
