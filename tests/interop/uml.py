@@ -273,6 +273,7 @@ class UmlGuest:
             f"uml_dir={self.workdir}", f"umid={self.name}",
             # unknown key=value parameters become init's environment
             f"IKG_SHARE={self.share}", f"IKG_AGENT={SCRIPTS / 'agent.py'}", f"IKG_PYTHON={_guest_python()}",
+            f"IKG_REPO={REPO}",
         ]
 
     def start(self, timeout: float = 30.0) -> "UmlGuest":
