@@ -37,6 +37,8 @@ def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) 
         if getattr(conn, "auto", "add") not in SERVING:
             continue
         for token in getattr(conn.remote, "sourceip", ()) or ():
+            if token == "%radius":  # Framed-IP-Address of the Access-Accept (ike/tasks/ike_config.py)
+                continue
             if token.startswith("%"):
                 log.info("conn '%s': rightsourceip=%s is not an address pool, ignored", conn.name, token)
                 continue
@@ -55,6 +57,7 @@ def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) 
         conns.append(_runnable(conn))
         log.info("added configuration '%s'", conn.name)
     settings = Settings.from_strongswan_conf(config.settings)
+    _check_radius(conns, config.settings)
     return Runtime(
         conns=conns,
         setup=config.setup,
@@ -64,6 +67,40 @@ def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) 
         settings=settings,
         credentials=credentials,
     )
+
+
+def _check_radius(conns, conf) -> None:
+    """Log the conns with ``rightauth=eap-radius`` that no RADIUS server can serve (none
+    configured in ``charon.plugins.eap-radius``: ``server`` or ``servers { }``)."""
+    radius_conns = [c.name for c in conns if getattr(getattr(c.remote, "auth", None), "radius", False)]
+    if not radius_conns:
+        return
+    prefix = "charon.plugins.eap-radius"
+    if conf is not None and (conf.get_str(f"{prefix}.server") or conf.subsections(f"{prefix}.servers")):
+        return
+    for name in radius_conns:
+        log.info("conn '%s': rightauth=eap-radius but no RADIUS server is configured "
+                 "(charon.plugins.eap-radius.servers): its clients will fail authentication", name)
+
+
+def build_radius(settings) -> tuple:
+    """The engine's RADIUS client for ``rightauth=eap-radius`` and its relay options, from
+    :class:`ikegate.radius.settings.RadiusSettings` (or a parsed strongswan.conf, from
+    which they are read): ``(RadiusClient | None, RelayOptions)``; no client without a
+    configured eap-radius server.  For ``Gateway(runtime, now=..., radius=client,
+    radius_options=options)`` and ``Gateway.set_radius(client, options)`` on reload."""
+    from ikegate.eap.radius_relay import RelayOptions
+    from ikegate.radius.settings import RadiusSettings
+
+    if settings is not None and not isinstance(settings, RadiusSettings):
+        settings = RadiusSettings.from_strongswan_conf(settings)
+    if settings is None:
+        return None, RelayOptions()
+    client = settings.client()
+    if client is not None:
+        log.info("eap-radius: %d RADIUS server(s) for authentication: %s", len(settings.servers),
+                 ", ".join(f"{s.name} ({s.address}:{s.auth_port})" for s in settings.servers))
+    return client, RelayOptions.from_settings(settings)
 
 
 def esp_supported(ttype: int, alg: int, bits: int) -> bool:

@@ -62,10 +62,21 @@ class ChildSaInfo:
     interface: str | None = None
     mark_in: int = 0
     mark_out: int = 0
+    # for RADIUS accounting: the IKE SA's session (IkeSaUp.session_id) and Class attributes
+    session_id: str = ""
+    radius_class: tuple = ()
 
 
 @dataclass(slots=True)
 class IkeSaUp:
+    """An IKE SA was established by IKE_AUTH (not by a rekey: that is :class:`IkeSaRekeyed`).
+
+    For RADIUS accounting: ``session_id`` (strongSwan's Acct-Session-Id,
+    ``<gateway start time>-<unique id of the first IKE SA>``) stays the same across IKE
+    rekeys; ``radius_class`` are the Class attributes of the Access-Accept (empty without
+    eap-radius); ``radius`` is True when the peer authenticated through RADIUS;
+    ``interim_interval`` the Acct-Interim-Interval it sent (None if it sent none)."""
+
     unique_id: int
     conn: str
     local: Endpoint
@@ -74,6 +85,10 @@ class IkeSaUp:
     remote_id: str
     eap_id: str | None
     virtual_ips: tuple
+    session_id: str = ""
+    radius_class: tuple = ()
+    radius: bool = False
+    interim_interval: int | None = None
 
 
 @dataclass(slots=True)
@@ -97,9 +112,18 @@ class IkeSaKeys:
 
 @dataclass(slots=True)
 class IkeSaDown:
+    """An established IKE SA went down.  ``terminate_cause`` is the RFC 2866
+    Acct-Terminate-Cause for accounting (``ikegate.radius.packet.TerminateCause`` values:
+    1 User-Request by default as in strongSwan, 3 Lost-Service when the peer stopped
+    answering, 5 Session-Timeout at its hard lifetime or RADIUS Session-Timeout, 6
+    Admin-Reset for ``ikegate kill``/a Disconnect-Request, 7 Admin-Reboot at shutdown);
+    ``session_id`` as in :class:`IkeSaUp`."""
+
     unique_id: int
     conn: str
     reason: str
+    terminate_cause: int = 1
+    session_id: str = ""
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ class Exchange:
     response: list = field(default_factory=list)
     delay: float = 0.0  # hold the response this long (EAP failure back-off)
     fatal_after_send: bool = False  # delete the IKE SA once the response is out
+    waiting: bool = False  # a task asked RADIUS: answer once it answers (IkeSa.radius_answer)
 
     # -- reading the request ---------------------------------------------------------
 

@@ -14,6 +14,14 @@ COOKIEs are required, a request is answered from its header, first payload and N
 before the rest is decoded, as strongSwan's receiver checks cookies before parsing); and
 (:mod:`ikegate.ike.throttle`) sources with repeated failed logins held off, and each
 IKE SA's log lines limited.
+
+``rightauth=eap-radius``: the gateway owns one sans-IO
+:class:`~ikegate.radius.client.RadiusClient` for authentication (``radius``, None when no
+server is configured).  An IKE SA that relays EAP asks through :meth:`radius_request`;
+``receive``/``tick`` then also return :class:`~ikegate.radius.client.RadiusSend`
+datagrams for the daemon to send, whose answers come back through
+:meth:`radius_received`; the IKE_AUTH request waits meanwhile (other SAs do not) and is
+answered when RADIUS answers or every server timed out.
 """
 
 from __future__ import annotations
@@ -24,12 +32,16 @@ import hmac
 import ipaddress
 import socket
 import struct
+import time
 from collections import Counter
 
+from ikegate.eap.radius_relay import RelayOptions
 from ikegate.ike.events import Endpoint, Send
 from ikegate.ike.sa import CONNECTING, DEAD, ESTABLISHED, IkeSa
 from ikegate.ike.throttle import AuthThrottle, LogBucket, limit_sa_log
 from ikegate.log import get_logger
+from ikegate.radius.client import RadiusSend, RadiusTimeout
+from ikegate.radius.packet import TerminateCause
 from ikegate.wire.codec import DecodeError, Message, decode_header, decode_message, describe, encode_message
 from ikegate.wire.constants import ExchangeType, NotifyType, PayloadType
 from ikegate.wire.payloads import NotifyPayload
@@ -43,8 +55,14 @@ DROP_LOG_BURST, DROP_LOG_INTERVAL = 20, 1.0  # a flood of drops: 20 log lines, t
 
 
 class Gateway:
-    def __init__(self, runtime, *, now: float = 0.0) -> None:
+    def __init__(self, runtime, *, now: float = 0.0, radius=None, radius_options=None,
+                 session_prefix: int | None = None) -> None:
         self.rt = runtime
+        self.radius = radius  # ikegate.radius.client.RadiusClient for eap-radius, or None
+        self.radius_options = radius_options or RelayOptions()  # eap_start, id_prefix, station ids
+        self._old_radius = None  # the client a reload replaced, until its requests are over
+        # Acct-Session-Id prefix: the wall-clock start time, as strongSwan's accounting
+        self.session_prefix = int(time.time()) & 0xFFFFFFFF if session_prefix is None else session_prefix
         self.sas: dict[bytes, IkeSa] = {}  # by our SPI (IkeSa.my_spi)
         self.reserved_spis: set[bytes] = set()  # ours in IKE rekeys still in flight
         self.init_index: dict[tuple, IkeSa] = {}  # (SPIi, host) -> SA, for the SA's life
@@ -90,7 +108,87 @@ class Gateway:
     def next_timer(self) -> float | None:
         while self._timers and self._timers[0][2].state == DEAD:
             heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        times = [self._timers[0][0]] if self._timers else []
+        times += [t for t in (c.next_timer() for c in self._radius_clients()) if t is not None]
+        return min(times) if times else None
+
+    def session_id(self, sa: IkeSa) -> str:
+        """The Acct-Session-Id of a newly established IKE SA (strongSwan: ``<prefix>-<unique
+        id>``); IKE SAs made by rekeying inherit their predecessor's."""
+        return f"{self.session_prefix}-{sa.unique_id}"
+
+    # -- RADIUS (eap-radius) ----------------------------------------------------------------
+
+    def set_radius(self, client, options: RelayOptions | None = None) -> None:
+        """A reloaded configuration's RADIUS client (None: no server) and relay options.
+        Requests in flight on the old client are still answered through it."""
+        old, self.radius = self.radius, client
+        self.radius_options = options or RelayOptions()
+        if old is not None and old is not client:
+            self._old_radius = old
+
+    def _radius_clients(self) -> list:
+        return [c for c in (self.radius, self._old_radius) if c is not None]
+
+    def radius_request(self, sa: IkeSa, packet) -> bool:
+        """Send an Access-Request for ``sa`` (the datagram goes out with the outputs of
+        the current ``receive``/``tick``); its answer reaches :meth:`IkeSa.radius_answer`
+        with the request's number (``sa.radius_request_no``).  False if it could not be
+        sent at all (no client, or no server it could be encoded for)."""
+        if self.radius is None:
+            return False
+        sa.radius_request_no += 1
+        sa.radius_context = (sa, sa.radius_request_no)
+        sent = True
+        for item in self.radius.request(packet, self._now, kind="auth", context=sa.radius_context):
+            if isinstance(item, RadiusTimeout):
+                sent = False
+            else:
+                self.emit(item)
+        return sent
+
+    def radius_cancel(self, sa: IkeSa) -> None:
+        """``sa`` no longer waits for its RADIUS request (it is going away)."""
+        context = getattr(sa, "radius_context", None)
+        if context is not None:
+            for client in self._radius_clients():
+                client.cancel(context)
+            sa.radius_context = None
+
+    def radius_received(self, data: bytes, src: Endpoint, now: float) -> list:
+        """A datagram from a RADIUS server (to our authentication socket)."""
+        self._now = now
+        for client in self._radius_clients():
+            for item in client.receive(data, src, now):
+                if isinstance(item, RadiusSend):
+                    self.emit(item)  # a request that waited for a free identifier
+                else:
+                    self._radius_answer(item, now)
+        self._drop_old_radius()
+        return self._flush()
+
+    def _drop_old_radius(self) -> None:
+        if self._old_radius is not None and not self._old_radius.pending():
+            self._old_radius = None
+
+    def _radius_answer(self, answer, now: float) -> None:
+        context = getattr(answer, "context", None)
+        if not (isinstance(context, tuple) and len(context) == 2 and isinstance(context[0], IkeSa)):
+            return
+        sa, number = context
+        if sa.radius_context is context:
+            sa.radius_context = None
+        sa.now = now
+        sa.radius_answer(number, answer)
+
+    def _radius_tick(self, now: float) -> None:
+        for client in self._radius_clients():
+            for item in client.tick(now):
+                if isinstance(item, RadiusSend):
+                    self.emit(item)
+                else:
+                    self._radius_answer(item, now)
+        self._drop_old_radius()
 
     def next_ike_id(self) -> int:
         self._ike_ids += 1
@@ -190,6 +288,7 @@ class Gateway:
         self._now = now
         self._rotate_cookie_secret(now)
         self.auth_throttle.prune(now)
+        self._radius_tick(now)
         seen = set()
         while self._timers and self._timers[0][0] <= now:
             when, _, sa = heapq.heappop(self._timers)
@@ -334,6 +433,16 @@ class Gateway:
     def candidate_conns(self, local: Endpoint, remote: Endpoint) -> list:
         """Conns whose left/right hosts accept these addresses, in configuration order."""
         return [c for c in self.rt.conns if _host_ok(c.local, local.host) and _host_ok(c.remote, remote.host)]
+
+    def redirect_target(self, sa: IkeSa):
+        """Where to redirect the client of this new IKE SA (RFC 5685; the rule is
+        ``ikegate.redirect``, ike/tasks/ike_redirect.py), or None to serve it here.  The
+        load is every IKE SA held, half-open ones and this new one included."""
+        policy = self.rt.settings.redirect
+        target = policy.choose(len(self.sas), local=sa.local.host) if policy is not None else None
+        if target is not None:
+            self.stats["redirected"] += 1
+        return target
 
     def half_open_done(self, sa: IkeSa) -> None:
         if sa in self.half_open:
@@ -488,10 +597,13 @@ class Gateway:
                 if address in {ipaddress.ip_address(v) for v in sa.vips}
                 or ipaddress.ip_address(sa.remote.host) == address]  # fmt: skip
 
-    def kill(self, sas: list[IkeSa], reason: str, now: float) -> list:
-        """Delete these IKE SAs (an INFORMATIONAL Delete to established peers)."""
+    def kill(self, sas: list[IkeSa], reason: str, now: float, *,
+             cause: int = TerminateCause.ADMIN_RESET) -> list:
+        """Delete these IKE SAs (an INFORMATIONAL Delete to established peers); ``cause``
+        is the Acct-Terminate-Cause their IkeSaDown reports."""
         for sa in sas:
             sa.now = now
+            sa.terminate_cause = cause
             if sa.state == ESTABLISHED:
                 sa.initiate_delete(reason)
             else:
@@ -500,10 +612,11 @@ class Gateway:
 
     def without_secret(self, secrets) -> list[IkeSa]:
         """Established SAs whose peer authenticated with a secret ``secrets`` no longer
-        holds: an EAP user who was removed, or a PSK peer without a key."""
+        holds: an EAP user who was removed, or a PSK peer without a key (a user RADIUS
+        authenticated is RADIUS's business, not ipsec.secrets')."""
         orphans = []
         for sa in self.sas.values():
-            if sa.state != ESTABLISHED:
+            if sa.state != ESTABLISHED or sa.radius_attrs is not None:
                 continue
             if sa.eap_id is not None:
                 if secrets.find_eap(sa.eap_id, sa.local_id) is None:

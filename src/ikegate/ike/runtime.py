@@ -44,6 +44,8 @@ class Settings:
     auth_failure_limit: int = 10
     auth_failure_window: float = 300.0
     auth_failure_block: float = 300.0
+    # ikegate.redirect (RFC 5685): a ikegate.ike.tasks.ike_redirect.RedirectPolicy, None = never redirect
+    redirect: object = None
 
     @classmethod
     def from_strongswan_conf(cls, conf) -> "Settings":
@@ -67,6 +69,9 @@ class Settings:
             "charon.prefer_configured_proposals", s.prefer_configured_proposals
         )
         s.rsa_pss = conf.get_bool("charon.rsa_pss", s.rsa_pss)
+        from ikegate.ike.tasks.ike_redirect import RedirectPolicy
+
+        s.redirect = RedirectPolicy.from_strongswan_conf(conf)
         return s
 
     def retransmit_delays(self) -> list[float]:

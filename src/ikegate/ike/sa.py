@@ -41,6 +41,7 @@ from ikegate.ike.tasks.ike_mobike import IkeMobike
 from ikegate.ike.tasks.ike_natd import IkeNatd
 from ikegate.ike.tasks.ike_vendor import IkeVendor
 from ikegate.log import RAW, SaLogger, get_logger
+from ikegate.radius.packet import TerminateCause
 from ikegate.wire.codec import (
     DecodeError,
     EncodeError,
@@ -108,6 +109,14 @@ class _Reassembly:
 
 REASSEMBLY_TIMEOUT = 30.0  # a fragmented message must be complete within this time
 
+#: Acct-Terminate-Cause of the reasons an established IKE SA goes down (strongSwan's
+#: eap_radius_accounting.c: User-Request unless the SA expired or the peer went silent)
+_TERMINATE_CAUSES = {
+    "peer not responding": TerminateCause.LOST_SERVICE,
+    "IKE_SA lifetime expired": TerminateCause.SESSION_TIMEOUT,
+    "gateway shutting down": TerminateCause.ADMIN_REBOOT,
+}
+
 
 class IkeSa:
     """One IKE SA.  ``original_initiator`` (RFC 7296 2.2, 2.18) is False for every SA a
@@ -139,6 +148,18 @@ class IkeSa:
         self.eap_id: str | None = None
         self.peer_auth_method: str | None = None  # how the peer proved itself: "eap", "psk" or "pubkey"
         self.msk: bytes | None = None
+        # eap-radius: the Access-Accept's attributes, the virtual IPs RADIUS assigned (not
+        # leased from a local pool), the IKE_AUTH request waiting for RADIUS's answer and
+        # the number of our last RADIUS request (older answers are stale)
+        self.radius_attrs = None  # ikegate.eap.radius_relay.RadiusAttributes
+        self.radius_vips: set[str] = set()
+        self.deferred: Exchange | None = None
+        self.radius_request_no = 0
+        self.radius_context: tuple | None = None  # the context of our request in flight
+        # accounting: the session this SA belongs to (kept across IKE rekeys), and the
+        # Acct-Terminate-Cause to report when it goes down if the reason does not say
+        self.session_id = ""
+        self.terminate_cause: int | None = None
         # keys
         self.proposal = None
         self.prf = None
@@ -258,6 +279,10 @@ class IkeSa:
         if mid == self.last_response_mid and self.last_response is not None:
             self._retransmitted(msg, src, dst)
             return
+        if self.deferred is not None and mid == self.deferred.message_id:
+            # its answer waits for the RADIUS server: a retransmit is not relayed again
+            self.log.info("received retransmit of request with ID %d, waiting for RADIUS, ignored", mid)
+            return
         if mid != self.expected_mid:
             self.log.info("received message ID %d, expected %d, ignored", mid, self.expected_mid)
             return
@@ -374,7 +399,12 @@ class IkeSa:
                     raise Drop(f"{_xname(msg.exchange)} request on an established IKE SA")
                 if msg.exchange == ExchangeType.IKE_SA_INIT:
                     self.init_request = raw
-                self._run_tasks(ex)
+                for task in self.tasks:
+                    task.process_r(ex)
+                if ex.waiting:  # a task asked RADIUS: the answer is built when it answers
+                    self.deferred = ex
+                    return
+                self._build_tasks(ex)
             elif msg.exchange == ExchangeType.INFORMATIONAL:
                 informational.handle(self, ex)
             elif msg.exchange == ExchangeType.CREATE_CHILD_SA:
@@ -390,11 +420,48 @@ class IkeSa:
             self.log.info("ignoring request: %s", why)
             return
         except Abort as abort:
-            self.log.info("sending %s: %s", NotifyType(abort.notify).name, abort.reason)
-            ex.response = [NotifyPayload(notify_type=abort.notify, data=abort.data)] + abort.extra
-            if abort.fatal:
-                ex.fatal_after_send = True
-                self.down_reason = abort.reason
+            self._aborted(ex, abort)
+        self._finish(ex)
+
+    def radius_answer(self, number: int, answer) -> None:
+        """The RADIUS answer (``RadiusAnswer``, or ``RadiusTimeout`` when no server
+        answered) to our request ``number``: the auth task takes it and the IKE_AUTH
+        request that waited for it is answered now."""
+        ex = self.deferred
+        if ex is None or number != self.radius_request_no or self.state == DEAD or self.closing:
+            self.log.info("RADIUS answer for a request no longer waited for, ignored")
+            return
+        self.deferred = None
+        ex.waiting = False
+        try:
+            for task in self.tasks:
+                if isinstance(task, IkeAuth):
+                    task.radius_answer(ex, answer)
+            self._build_tasks(ex)
+        except Drop as why:  # pragma: no cover - no task drops after processing
+            self.log.info("ignoring request: %s", why)
+            return
+        except Abort as abort:
+            self._aborted(ex, abort)
+        self._finish(ex)
+        if self.state != DEAD:
+            nxt = self.next_timer()
+            if nxt is not None:
+                self.gw.schedule(self, nxt)
+
+    def _aborted(self, ex: Exchange, abort: Abort) -> None:
+        """The response becomes the error notify of ``abort`` (and its extra payloads)."""
+        self.log.info("sending %s: %s", NotifyType(abort.notify).name, abort.reason)
+        ex.waiting = False
+        self.deferred = None
+        ex.response = [NotifyPayload(notify_type=abort.notify, data=abort.data)] + abort.extra
+        if abort.fatal:
+            ex.fatal_after_send = True
+            self.down_reason = abort.reason
+
+    def _finish(self, ex: Exchange) -> None:
+        """Send the response to a request and act on what it did (an SA to delete after
+        it, an SA just established)."""
         self._respond(ex)
         if ex.fatal_after_send:
             if self.held is not None:
@@ -404,14 +471,20 @@ class IkeSa:
             return
         if self._just_established:
             self._just_established = False
+            attrs = self.radius_attrs
             self.emit(IkeSaUp(self.unique_id, self.name, self.local, self.remote, str(self.local_id),
-                              str(self.remote_id), self.eap_id, tuple(self.vips)))
+                              str(self.remote_id), self.eap_id, tuple(self.vips), session_id=self.session_id,
+                              radius_class=self.radius_class, radius=attrs is not None,
+                              interim_interval=attrs.interim_interval if attrs is not None else None))
             for child in self.children.values():
                 self.emit(ChildSaUp(child.info))
 
-    def _run_tasks(self, ex: Exchange) -> None:
-        for task in self.tasks:
-            task.process_r(ex)
+    @property
+    def radius_class(self) -> tuple:
+        """The Class attributes of the Access-Accept (for accounting), empty without RADIUS."""
+        return self.radius_attrs.classes if self.radius_attrs is not None else ()
+
+    def _build_tasks(self, ex: Exchange) -> None:
         for task in list(self.tasks):
             if task.build_r(ex):
                 self.tasks.remove(task)
@@ -491,6 +564,8 @@ class IkeSa:
         self.gw.check_uniqueness(self)  # may raise Abort (uniqueids=keep)
         self.state = ESTABLISHED
         self.established_at = self.now
+        if not self.session_id:
+            self.session_id = self.gw.session_id(self)
         self.gw.half_open_done(self)
         self._just_established = True
         eap = f" (EAP identity '{self.eap_id}')" if self.eap_id else ""
@@ -499,10 +574,30 @@ class IkeSa:
             self.name, self.unique_id, self.local.host, self.local_id, self.remote.host, self.remote_id, eap,
         )
         lifetimes.ike_established(self)
+        self._apply_session_timeout()
+
+    def _apply_session_timeout(self) -> None:
+        """RADIUS Session-Timeout: as strongSwan's ``set_auth_lifetime``, the
+        reauthentication time (announced with AUTH_LIFETIME) becomes the timeout minus
+        ``over_time`` if that is earlier, and the IKE SA is deleted at the timeout."""
+        timeout = self.radius_attrs.session_timeout if self.radius_attrs is not None else None
+        if not timeout:
+            return
+        hard = self.now + timeout
+        soft = max(self.now, hard - self.conn.ike_lifetimes.over_time)
+        if self.reauth_at is None or self.reauth_at > soft:
+            self.reauth_at = soft
+        if self.expire_at is None or self.expire_at > hard:
+            self.expire_at = hard
+        self.log.info("RADIUS Session-Timeout of %ds: reauthentication in %ds, deleting the IKE_SA in %ds",
+                      timeout, int(self.reauth_at - self.now), timeout)
 
     # -- children --------------------------------------------------------------------------
 
     def add_child(self, child: ChildSa, rekey_of: ChildSa | None = None) -> None:
+        if child.info is not None:
+            child.info.session_id = self.session_id
+            child.info.radius_class = self.radius_class
         self.children[child.spi_in] = child
         self.gw.register_child(self, child)
         lifetimes.child_installed(self, child)
@@ -531,7 +626,7 @@ class IkeSa:
     # -- IKE rekeying ----------------------------------------------------------------------------
 
     _INHERITED = ("init_conn", "conn", "credentials", "local_id", "remote_id", "remote_id_payload", "eap_id",
-                  "peer_auth_method",
+                  "peer_auth_method", "session_id", "radius_attrs",
                   "peer_frag", "peer_hash_algs", "peer_redirect", "peer_natt", "nat_local", "nat_remote",
                   "nat_faked", "peer_mobike", "mobike", "peer_is_windows")
 
@@ -549,6 +644,7 @@ class IkeSa:
         without, the caller deletes it (we rekeyed)."""
         self.inherit_identity(new)
         new.vips = self.vips
+        new.radius_vips = self.radius_vips
         new.state = ESTABLISHED
         new.created = new.established_at = new.last_in = self.now
         new.delete_at = None
@@ -556,7 +652,7 @@ class IkeSa:
         for child in new.children.values():
             child.info.ike_unique_id = new.unique_id
             self.gw.register_child(new, child)
-        self.children, self.vips = {}, []
+        self.children, self.vips, self.radius_vips = {}, [], set()
         self.state = REKEYED
         if grace is not None:
             self.delete_at = self.now + grace
@@ -733,16 +829,21 @@ class IkeSa:
         for child in list(self.children.values()):
             self.remove_child(child, reason)
         for address in self.vips:
-            self.rt.pools.release(address, self.lease_identity)
+            if address not in self.radius_vips:  # RADIUS's addresses are not ours to release
+                self.rt.pools.release(address, self.lease_identity)
         if self.vips:
             self.log.info("lease %s of '%s' went offline", ", ".join(self.vips), self.lease_identity)
         self.state = DEAD
         self.pending = None
         self.held = None
+        self.deferred = None
+        self.gw.radius_cancel(self)
         self._release_reserved()
         if was_up:
             self.log.info("IKE_SA %s[%d] state change: ESTABLISHED => DESTROYING (%s)", self.name, self.unique_id, reason)
-            self.emit(IkeSaDown(self.unique_id, self.name, reason))
+            cause = self.terminate_cause or _TERMINATE_CAUSES.get(reason, TerminateCause.USER_REQUEST)
+            self.emit(IkeSaDown(self.unique_id, self.name, reason, terminate_cause=int(cause),
+                                session_id=self.session_id))
         self.gw.remove(self)
 
     def _release_reserved(self) -> None:

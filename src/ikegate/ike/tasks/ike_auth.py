@@ -6,6 +6,13 @@ Rounds (RFC 7296 2.16, EAP):
 2. ``EAP(Response)``  ->  ``EAP(Request)`` ... until ``EAP(Success)``
 3. ``AUTH`` (keyed with the EAP MSK)  ->  ``AUTH`` (MSK) + the CP/SA/TS built by later tasks.
 
+``rightauth=eap-radius`` (:mod:`ikegate.eap.radius_relay`): after our EAP-Identity round
+(if ``eap_identity`` is set) every EAP response goes to the RADIUS server and the
+IKE_AUTH request waits (``Exchange.waiting``) until it answers: its EAP request goes to the
+client, its Access-Accept ends in EAP-Success with the MSK from the MPPE keys, an
+Access-Reject (a failed login, counted) or no answer (not counted: not the client's
+fault) in EAP-Failure and AUTHENTICATION_FAILED, as a local EAP failure.
+
 A client that sends AUTH in round 1 authenticates with a pre-shared key or with a
 signature (``rightauth=pubkey``: ``IDi CERT+ [CERTREQ] [IDr] AUTH ...``) and gets
 everything in one response.  A signature is accepted when the first CERT is an X.509
@@ -39,6 +46,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from ikegate.crypto.errors import CryptoError
+from ikegate.eap import radius_relay
+from ikegate.eap.packet import EapPacket
+from ikegate.eap.radius_relay import RadiusEapSession, nas_attributes
 from ikegate.eap.server import EapServerSession
 from ikegate.identity import MATCH_ANY, MATCH_PERFECT, Identity
 from ikegate.ike.exchange import Abort, Exchange, Task
@@ -66,6 +76,7 @@ class IkeAuth(Task):
         self.sa = sa
         self.round = 0
         self.eap: EapServerSession | None = None
+        self.radius: RadiusEapSession | None = None  # rightauth=eap-radius
         self.eap_out: bytes | None = None
         self.eap_done = False
         self.peer_auth: AuthPayload | None = None
@@ -84,10 +95,13 @@ class IkeAuth(Task):
             return
         auth = ex.get(PayloadType.AUTH)
         eap = ex.get(PayloadType.EAP)
-        if self.eap is not None and not self.eap_done:
+        if self._eap_running():
             if eap is None:
                 raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="expected an EAP payload")
-            self._process_eap(ex, eap.data)
+            if self.radius is not None:
+                self._process_radius_eap(ex, eap.data)
+            else:
+                self._process_eap(ex, eap.data)
             return
         if self.expect_final_auth:
             if auth is None:
@@ -126,8 +140,13 @@ class IkeAuth(Task):
             self._verify_signature_auth(auth, ex.get_all(PayloadType.CERT))
         elif auth is not None:
             self._verify_psk_auth(auth)
+        elif getattr(sa.conn.remote.auth, "radius", False):
+            self._start_radius(ex)
         else:
             self._start_eap()
+
+    def _eap_running(self) -> bool:
+        return (self.eap is not None or self.radius is not None) and not self.eap_done
 
     def _select_conn(self, idi: Identity, idr: Identity | None, *, peer_class: str):
         """The best conn for IDi/IDr and the client's auth class ("eap", "psk",
@@ -207,6 +226,69 @@ class IkeAuth(Task):
         # (rejected identity, Nak), not the client giving up after a counted wrong password
         counted = not result.delay and self.failures > 0
         raise self._failed("EAP authentication failed", extra=extra, counted=counted)
+
+    # -- EAP relayed to RADIUS (rightauth=eap-radius) ------------------------------------------
+
+    def _start_radius(self, ex: Exchange) -> None:
+        sa = self.sa
+        if sa.gw.radius is None:
+            sa.log.info("rightauth=eap-radius in conn '%s' but no RADIUS server is configured "
+                        "(charon.plugins.eap-radius.servers)", sa.conn.name)
+            raise Abort(NotifyType.AUTHENTICATION_FAILED, reason="no RADIUS server configured",
+                        extra=[EapPayload(data=EapPacket.failure(0).encode())])
+        options = sa.gw.radius_options
+        if not sa.session_id:  # strongSwan sends the Acct-Session-Id in Access-Requests already
+            sa.session_id = sa.gw.session_id(sa)
+        nas = nas_attributes(local=sa.local, remote=sa.remote, unique_id=sa.unique_id, conn_name=sa.conn.name,
+                             nas_identifier=None, session_id=sa.session_id,
+                             station_id_with_port=options.station_id_with_port)
+        self.radius = RadiusEapSession(eap_identity_rule=sa.conn.eap_identity_text, ike_identity=str(sa.remote_id),
+                                       nas=nas, random=sa.rt.random, id_prefix=options.id_prefix,
+                                       eap_start=options.eap_start)
+        self._radius_step(ex, self.radius.start())
+
+    def _process_radius_eap(self, ex: Exchange, packet: bytes) -> None:
+        self._refuse_held_off()
+        self._radius_step(ex, self.radius.process(packet))
+
+    def radius_answer(self, ex: Exchange, answer) -> None:
+        """The RADIUS answer (or timeout) the IKE_AUTH request ``ex`` waited for."""
+        if self.radius is None:
+            return
+        packet = getattr(answer, "packet", None)
+        if packet is None:
+            step = self.radius.timeout()
+        else:
+            step = self.radius.answer(packet, secret=answer.secret,
+                                      request_authenticator=answer.request_authenticator)
+        self._radius_step(ex, step)
+
+    def _radius_step(self, ex: Exchange, step: radius_relay.RelayStep) -> None:
+        sa = self.sa
+        if step.reason:
+            sa.log.info("%s", step.reason)
+        if step.status == radius_relay.RADIUS:
+            if not sa.gw.radius_request(sa, step.request):
+                self._radius_step(ex, self.radius.timeout())
+                return
+            ex.waiting = True
+            return
+        if step.status == radius_relay.CONTINUE:
+            self.eap_out = step.eap
+            return
+        if step.status == radius_relay.SUCCESS:
+            self.eap_done = True
+            self.eap_out = step.eap
+            sa.eap_id = self.radius.identity
+            sa.msk = step.msk
+            sa.radius_attrs = step.attributes
+            self.expect_final_auth = True
+            sa.log.info("EAP method %s succeeded, MSK established", self.radius.eap_type)
+            return
+        sa.log.info("EAP method %s failed for peer %s: %s", self.radius.eap_type, sa.remote_id,
+                    step.reason or "failure")
+        extra = [EapPayload(data=step.eap)] if step.eap else []
+        raise self._failed("EAP authentication failed", extra=extra, counted=step.server_fault)
 
     # -- verifying the peer's AUTH ---------------------------------------------------------
 
@@ -304,7 +386,8 @@ class IkeAuth(Task):
         peer's source: too many hold it off."""
         sa = self.sa
         self.failures += 1
-        tried = self.eap.identity if self.eap is not None else sa.remote_id
+        session = self.eap if self.eap is not None else self.radius
+        tried = session.identity if session is not None else sa.remote_id
         sa.gw.auth_throttle.failed(sa.remote.host, sa.now, str(tried) if tried is not None else None)
 
     def _failed(self, reason: str, extra=(), *, counted: bool = False) -> Abort:
@@ -339,7 +422,7 @@ class IkeAuth(Task):
         if self.eap_out is not None:
             ex.add(EapPayload(data=self.eap_out))
             self.eap_out = None
-            if self.eap is not None and not self.eap_done:
+            if self._eap_running():
                 return False
         if self.expect_final_auth:
             return False

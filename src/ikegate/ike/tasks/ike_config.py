@@ -8,6 +8,17 @@ providers: a requested INTERNAL_IP4/6_ADDRESS gets a lease of that family from t
 only when the IKE SA is established.  Client asked for addresses but got none:
 INTERNAL_ADDRESS_FAILURE; pools configured but no address asked for (no CP, or a CP
 without INTERNAL_IP4/6_ADDRESS): FAILED_CP_REQUIRED.
+
+A client authenticated through RADIUS (``rightauth=eap-radius``, strongSwan's
+eap_radius_provider.c): a Framed-IP-Address / Framed-IPv6-Address of the Access-Accept is
+its virtual IP of that family, before any local pool, and is never leased from nor
+released into a local pool (strongSwan hands it out only to conns whose ``rightsourceip``
+names the pool ``%radius``; ikegate whenever RADIUS sends one, as the issue asks);
+``rightsourceip=%radius`` alone hands out RADIUS addresses only (no Framed-IP: no address,
+INTERNAL_ADDRESS_FAILURE).  A Framed-Pool (which strongSwan ignores) that names one of
+our pools (a ``rightsourceip`` token) is asked instead of the conn's pools, another name
+is logged and ignored.  DNS servers from RADIUS go
+out before the conn's ``rightdns`` (strongSwan sends both providers' attributes).
 """
 
 from __future__ import annotations
@@ -62,32 +73,60 @@ class IkeConfig(Task):
             return True
         attributes: list[CpAttribute] = []
         identity = sa.lease_identity
+        radius = sa.radius_attrs
+        framed = {ipaddress.ip_address(a).version: a for a in reversed(radius.framed_ips)} if radius else {}
+        pools = self._local_pools(pools)
         for family, requested in sorted(self.requested.items()):
-            if not pools:
-                break
-            address = sa.rt.pools.acquire(pools, family, identity, (sa.remote.host, sa.remote.port), requested)
-            if address is None:
-                sa.log.info("no virtual IP of family IPv%d found for '%s'", family, identity)
+            if family in framed:
+                address = framed[family]
+                sa.log.info("assigning virtual IP %s from RADIUS to peer '%s'", address, identity)
+                sa.radius_vips.add(address)
+            elif not pools:
                 continue
-            sa.log.info("assigning virtual IP %s to peer '%s'", address, identity)
+            else:
+                address = sa.rt.pools.acquire(pools, family, identity, (sa.remote.host, sa.remote.port), requested)
+                if address is None:
+                    sa.log.info("no virtual IP of family IPv%d found for '%s'", family, identity)
+                    continue
+                sa.log.info("assigning virtual IP %s to peer '%s'", address, identity)
             sa.vips.append(str(address))
             packed = ipaddress.ip_address(address).packed
             if family == 4:
                 attributes.append(CpAttribute(CfgAttr.INTERNAL_IP4_ADDRESS, packed))
             else:
                 attributes.append(CpAttribute(CfgAttr.INTERNAL_IP6_ADDRESS, packed + bytes((IPV6_PREFIX_LEN,))))
-        if self.requested and not sa.vips and pools:
+        if self.requested and not sa.vips and self._conn_pools():
             sa.log.info("no virtual IP found, sending INTERNAL_ADDRESS_FAILURE")
             ex.add_notify(NotifyType.INTERNAL_ADDRESS_FAILURE)
             sa.vip_failed = True
             return True
-        for dns in getattr(sa.conn.remote, "dns", ()) or ():
+        servers = list(radius.dns) if radius is not None else []
+        servers += [d for d in getattr(sa.conn.remote, "dns", ()) or () if d not in servers]
+        for dns in servers:
             addr = ipaddress.ip_address(dns)
             kind = CfgAttr.INTERNAL_IP4_DNS if addr.version == 4 else CfgAttr.INTERNAL_IP6_DNS
             attributes.append(CpAttribute(kind, addr.packed))
         if attributes:
             ex.add(CpPayload(cfg_type=CfgType.CFG_REPLY, attributes=attributes))
         return True
+
+
+    def _conn_pools(self) -> tuple:
+        return tuple(getattr(self.sa.conn.remote, "sourceip", ()) or ())
+
+    def _local_pools(self, pools: tuple) -> tuple:
+        """The local pools to lease from: a RADIUS Framed-Pool naming one of ours instead
+        of the conn's (strongSwan asks the pool of that name), else the conn's."""
+        sa = self.sa
+        radius = sa.radius_attrs
+        name = radius.framed_pool if radius is not None else None
+        if not name:
+            return pools
+        if sa.rt.pools.get(name) is not None:
+            sa.log.info("using pool '%s' named by RADIUS (Framed-Pool)", name)
+            return (name,)
+        sa.log.info("RADIUS Framed-Pool '%s' is not a local pool, ignored", name)
+        return pools
 
 
 def _address(value: bytes, family: int):

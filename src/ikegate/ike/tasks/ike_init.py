@@ -16,6 +16,7 @@ from ikegate.crypto.errors import CryptoError, InvalidKeyExchange
 from ikegate.crypto.keys import derive_ike_keys
 from ikegate.crypto.transforms import get_encr, get_integ, get_prf
 from ikegate.ike.exchange import Abort, Exchange, Task
+from ikegate.ike.tasks.ike_redirect import redirect_on_init
 from ikegate.log import CTRLMORE
 from ikegate.pki.signature import supported_hash_algorithms
 from ikegate.proposal import Proposal, format_proposals, select_proposal
@@ -47,6 +48,9 @@ class IkeInit(Task):
             sa.log.info("received proposals unacceptable")
             raise Abort(NotifyType.NO_PROPOSAL_CHOSEN)
         sa.log_cfg.info("selected proposal: %s", chosen)
+        # RFC 5685: an overloaded gateway answers with REDIRECT alone (Abort), before any
+        # key exchange, after the proposal check (strongSwan's order in ike_init.c build_r)
+        redirect_on_init(sa, ex, nonce.data)
         if chosen.dh_group != ke.group:
             sa.log.info(
                 "DH group %s unacceptable, requesting %s",
@@ -78,8 +82,6 @@ class IkeInit(Task):
         if hash_notify is not None:
             data = hash_notify.data
             sa.peer_hash_algs = {struct.unpack_from(">H", data, i)[0] for i in range(0, len(data) - 1, 2)}
-        if ex.has_notify(NotifyType.REDIRECT_SUPPORTED):
-            sa.peer_redirect = True
 
     def _configured(self) -> list[Proposal]:
         result: list[Proposal] = []
