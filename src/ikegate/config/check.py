@@ -186,7 +186,7 @@ def _print_settings(config: Config, p) -> None:
     if settings is None:
         return
     getters = {"int": settings.get_int, "float": settings.get_float, "bool": settings.get_bool,
-               "time": settings.get_time}
+               "time": settings.get_time, "str": settings.get_str}
     for key, (kind, _default) in DEFAULTS.items():
         value = getters[kind](key)
         if isinstance(value, bool):

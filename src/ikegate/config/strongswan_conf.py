@@ -53,6 +53,8 @@ DEFAULTS: dict[str, tuple[str, object]] = {
     "charon.dos_protection": ("bool", True),
     "charon.init_limit_half_open": ("int", 0),
     "charon.ikesa_limit": ("int", 0),
+    # ikegate's own: which data plane carries ESP (ikegate start --dataplane overrides it)
+    "ikegate.dataplane": ("str", "auto"),
     "charon.ikesa_limit_ip": ("int", 0),  # ikegate's own: IKE SAs per peer address
     # ikegate's own (ikegate.ike.throttle): failed logins per source before a hold-off
     "charon.auth_failure_limit": ("int", 10),
@@ -68,6 +70,30 @@ DEFAULTS: dict[str, tuple[str, object]] = {
     "charon.port_nat_t": ("int", 4500),
     "charon.replay_window": ("int", 32),
     "charon.plugins.stroke.allow_swap": ("bool", True),
+    # eap-radius (strongSwan 5.9.8 conf/plugins/eap-radius.opt, eap_radius_plugin.c); read by
+    # ikegate.radius.settings.RadiusSettings (servers are the sections of ...eap-radius.servers)
+    "charon.plugins.eap-radius.port": ("int", 1812),
+    "charon.plugins.eap-radius.retransmit_tries": ("int", 4),
+    "charon.plugins.eap-radius.retransmit_timeout": ("float", 2.0),
+    "charon.plugins.eap-radius.retransmit_base": ("float", 1.4),
+    "charon.plugins.eap-radius.accounting": ("bool", False),
+    "charon.plugins.eap-radius.accounting_interval": ("time", 0),
+    "charon.plugins.eap-radius.accounting_close_on_timeout": ("bool", True),
+    "charon.plugins.eap-radius.accounting_requires_vip": ("bool", False),
+    "charon.plugins.eap-radius.close_all_on_timeout": ("bool", False),
+    "charon.plugins.eap-radius.station_id_with_port": ("bool", True),
+    "charon.plugins.eap-radius.class_group": ("bool", False),
+    "charon.plugins.eap-radius.eap_start": ("bool", False),
+    "charon.plugins.eap-radius.dae.enable": ("bool", False),
+    "charon.plugins.eap-radius.dae.port": ("int", 3799),
+    # ikegate's own: IKEv2 redirect (RFC 5685, ikegate.ike.tasks.ike_redirect); the targets are
+    # the sections of ikegate.redirect.gateways { <name> { address = ...; capacity = ... } }
+    "ikegate.redirect.threshold": ("int", 0),
+}
+
+#: the values a ``"str"`` setting of :data:`DEFAULTS` may take (anything else: the default)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "ikegate.dataplane": ("auto", "kernel", "userspace", "none"),
 }
 
 _NAME = re.compile(r'[^#{}:.,="\r\n\t ]+')
@@ -123,6 +149,12 @@ class StrongswanConf:
                 return None
         return section
 
+    def subsections(self, key: str) -> list[str]:
+        """The names of the sections directly in section ``key`` (e.g. the servers of
+        ``charon.plugins.eap-radius.servers``), without references, in file order."""
+        section = self._section(key.split(".")) if key else self._root
+        return list(section.sections) if section is not None else []
+
     def section_keys(self, key: str) -> dict[str, str]:
         """The settings directly in section ``key`` (e.g. ``charon.plugins.attr``),
         without references, in file order; unset keys are left out."""
@@ -165,9 +197,21 @@ class StrongswanConf:
         parsers = {"int": parse_int, "float": parse_float, "bool": parse_bool, "time": parse_time}
         for key, (kind, default) in DEFAULTS.items():
             value = self.get(key)
-            if value is not None and parsers[kind](value) is None:
+            if value is None or key.startswith("ikegate.redirect."):
+                continue
+            if kind == "str":
+                choices = CHOICES.get(key)
+                if choices is not None and value not in choices:
+                    diagnostics.warning(path, 0, 0, f"{key} = {value}: not one of {', '.join(choices)}, "
+                                        f"the default {default} is used", "strongswan.conf")
+            elif parsers[kind](value) is None:
                 diagnostics.warning(path, 0, 0, f"{key} = {value}: not a valid {kind}, the default "
                                     f"{default} is used", "strongswan.conf")
+        # ikegate.redirect has rules of its own (a bad threshold turns redirect off)
+        from ikegate.ike.tasks.ike_redirect import redirect_problems
+
+        for problem in redirect_problems(self):
+            diagnostics.warning(path, 0, 0, problem, "strongswan.conf")
 
 
 def parse_int(value: str | None) -> int | None:

@@ -24,15 +24,18 @@ from pathlib import Path
 
 from ikegate import log as logmod
 from ikegate.control.server import ControlServer
-from ikegate.daemon.builder import build_runtime
+from ikegate.daemon.builder import build_radius, build_runtime
 from ikegate.daemon.sockets import IkeSocket, open_ike_sockets
 from ikegate.daemon.updown import UpdownRunner
 from ikegate.ike.events import ChildSaDown, ChildSaUp, ChildSaUpdated, IkeSaDown, IkeSaKeys, IkeSaUp, Send
 from ikegate.ike.gateway import Gateway
+from ikegate.radius.client import RadiusSend
 from ikegate.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
 
 log = logmod.get_logger("dmn")
 DEFAULT_RUN_DIR = "/run/ikegate"
+DATAPLANES = ("auto", "kernel", "userspace", "none")
+DATAPLANE_SETTING = "ikegate.dataplane"  # strongswan.conf: auto | kernel | userspace | none
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,11 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "to Wireshark's decryption tables ikev2_decryption_table and esp_sa in DIR "
                              "(made private, mode 0700); e.g. WIRESHARK_CONFIG_DIR=DIR tshark -r CAPTURE "
                              "-o esp.enable_encryption_decode:TRUE")
-    parser.add_argument("--dataplane", choices=("none", "userspace", "auto"), default="auto",
-                        help="how ESP is carried (default: userspace where /dev/net/tun exists)")
+    parser.add_argument("--dataplane", choices=DATAPLANES, default=None,
+                        help="how ESP is carried: kernel (XFRM), userspace (TUN), none, or auto (default: "
+                             "strongswan.conf's ikegate.dataplane, else auto = kernel where the kernel has ESP, "
+                             "else userspace where /dev/net/tun exists)")
     from ikegate.dataplane.userspace import add_arguments as add_userspace_arguments
+    from ikegate.dataplane.xfrm.kernel import add_arguments as add_kernel_arguments
 
     add_userspace_arguments(parser)
+    add_kernel_arguments(parser)
     parser.add_argument("--ike-port", type=int, default=500, help=argparse.SUPPRESS)
     parser.add_argument("--natt-port", type=int, default=4500, help=argparse.SUPPRESS)
 
@@ -98,11 +105,13 @@ def run(args) -> int:
         keylog = _open_keylog(args.keylog)
         if keylog is None:
             return 1
-    daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=make_dataplane(args.dataplane, args),
+    dataplane = make_dataplane(args.dataplane, args, settings=config.settings)
+    daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=dataplane,
                     ports=(args.ike_port, args.natt_port), pidfile=args.pidfile, confdir=args.confdir)
     daemon.log_options = log_options
     daemon.account = account
     daemon.keylog = keylog
+    daemon.radius_settings = _radius_settings(config.settings)
     try:
         return asyncio.run(daemon.serve())
     except KeyboardInterrupt:
@@ -138,6 +147,13 @@ def _log_options(args) -> dict:
     return {"syslog": False, "journal": bool(os.environ.get("JOURNAL_STREAM"))}
 
 
+def _radius_settings(conf):
+    """strongswan.conf's eap-radius settings (:mod:`ikegate.radius.settings`)."""
+    from ikegate.radius.settings import RadiusSettings
+
+    return RadiusSettings.from_strongswan_conf(conf)
+
+
 def _already_running(run_dir: Path) -> bool:
     """Does a gateway answer on this run directory's control socket?  (UDP sockets with
     SO_REUSEADDR would let a second daemon bind 500 and 4500 beside the first.)"""
@@ -149,14 +165,54 @@ def _already_running(run_dir: Path) -> bool:
         return False
 
 
-def make_dataplane(choice: str, args=None):
-    """``userspace`` (ESP in Python through a TUN device), ``none`` (records SAs, carries
-    nothing), or ``auto``: userspace where /dev/net/tun exists."""
+def make_dataplane(choice: str | None, args=None, *, settings=None):
+    """The data plane of ``--dataplane`` (``choice``; None: strongswan.conf's
+    ``ikegate.dataplane``, else ``auto``): ``kernel`` (ESP in the kernel over XFRM),
+    ``userspace`` (ESP in Python through a TUN device), ``none`` (records SAs, carries
+    nothing), or ``auto``: kernel where :func:`~ikegate.dataplane.xfrm.kernel.kernel_esp_available`
+    says the kernel does ESP, else userspace where /dev/net/tun exists, else none.  Logs one
+    line saying which runs and why."""
     from ikegate.dataplane.recording import RecordingDataPlane
     from ikegate.dataplane.userspace import UserspaceDataPlane
+    from ikegate.dataplane.xfrm.kernel import DEFAULT_REPLAY_WINDOW, KernelDataPlane, kernel_esp_available
 
-    if choice == "userspace" or (choice == "auto" and os.path.exists("/dev/net/tun")):
+    source = "--dataplane"
+    if choice is None:
+        configured = settings.get_str(DATAPLANE_SETTING) if settings is not None else None
+        choice, source = "auto", "default"
+        if configured:
+            if configured.strip().lower() in DATAPLANES:
+                choice, source = configured.strip().lower(), f"{DATAPLANE_SETTING} in strongswan.conf"
+            else:
+                log.info("%s = %s is none of %s: using auto", DATAPLANE_SETTING, configured, ", ".join(DATAPLANES))
+    replay_window = DEFAULT_REPLAY_WINDOW
+    if settings is not None:
+        replay_window = settings.get_int("charon.replay_window", DEFAULT_REPLAY_WINDOW)
+
+    def kernel() -> KernelDataPlane:
+        return (KernelDataPlane.from_args(args, replay_window=replay_window) if args is not None
+                else KernelDataPlane(replay_window=replay_window))
+
+    def userspace() -> UserspaceDataPlane:
         return UserspaceDataPlane.from_args(args) if args is not None else UserspaceDataPlane()
+
+    if choice == "kernel":
+        log.info("data plane: kernel XFRM (chosen by %s)", source)
+        return kernel()
+    if choice == "userspace":
+        log.info("data plane: userspace ESP over TUN (chosen by %s)", source)
+        return userspace()
+    if choice == "none":
+        log.info("data plane: none, SAs are recorded but no ESP is carried (chosen by %s)", source)
+        return RecordingDataPlane()
+    available, reason = kernel_esp_available()
+    if available:
+        log.info("data plane: kernel XFRM (%s)", reason)
+        return kernel()
+    if os.path.exists("/dev/net/tun"):
+        log.info("data plane: userspace ESP over TUN (kernel has no ESP: %s)", reason)
+        return userspace()
+    log.info("data plane: none, no ESP is carried (kernel has no ESP: %s; no /dev/net/tun)", reason)
     return RecordingDataPlane()
 
 
@@ -182,6 +238,8 @@ class Daemon:
         self.account = None  # --user: whom to run as after binding the IKE ports (privileges.Account)
         self.start_uid = os.getuid()  # who may use the control socket besides root (not the --user account)
         self.keylog = None  # --keylog: the KeyLog that SA keys go to (ikegate.daemon.keylog)
+        self.radius_settings = None  # eap-radius settings (ikegate.radius.settings.RadiusSettings)
+        self.radius = None  # the RadiusEdge (ikegate.daemon.radius) when RADIUS is configured
 
     # -- life -----------------------------------------------------------------------------
 
@@ -189,7 +247,8 @@ class Daemon:
         self.loop = asyncio.get_running_loop()
         self.started_at = self.loop.time()
         self._stopping = asyncio.Event()
-        self.gateway = Gateway(self.runtime, now=self.loop.time())
+        client, options = build_radius(self.radius_settings)
+        self.gateway = Gateway(self.runtime, now=self.loop.time(), radius=client, radius_options=options)
         self.gateway.esp_last_in = self._esp_last_in
         self.gateway.export_keys = self.keylog is not None  # IkeSaKeys events only for the key log
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +260,7 @@ class Daemon:
         self.sockets = open_ike_sockets(self.ports)
         for sock in self.sockets:
             self.loop.add_reader(sock.fileno(), self._readable, sock)
+        self._open_radius()  # RADIUS and DAE sockets, bound before privileges are dropped
         if self.account is not None and not self._drop_privileges():
             return 1
         self.dataplane.start()
@@ -219,6 +279,9 @@ class Daemon:
         await self._stopping.wait()
         log.info("shutting down: deleting %d IKE SA(s)", len(self.gateway.sas))
         self.process(self.gateway.shutdown(self.loop.time()))
+        if self.radius is not None:
+            await self.radius.drain()  # the accounting Stops
+            self.radius.close()
         await asyncio.sleep(0.05)
         await control.stop()
         for sock in self.sockets:
@@ -269,6 +332,7 @@ class Daemon:
         }
         self.runtime = runtime
         self.gateway.set_runtime(runtime)
+        self._reload_radius(config.settings)
         logmod.configure(getattr(config.setup, "charondebug", None), **self.log_options)
         log.info("configuration reloaded from %s: %s", self.confdir,
                  "; ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v) or "no conns")
@@ -299,6 +363,22 @@ class Daemon:
         log.info("secrets reloaded from %s: %d user secret(s)%s", path, users,
                  f", deleted IKE_SA(s) {', '.join(map(str, deleted))}" if deleted else "")
         return {"ok": True, "users": users, "deleted": deleted}
+
+    def _open_radius(self) -> None:
+        """The RADIUS edge (sockets, accounting, DAE) when eap-radius servers or DAE are configured."""
+        radius = self.radius_settings
+        if self.radius is None and radius is not None and (radius.enabled or radius.dae.active):
+            from ikegate.daemon.radius import RadiusEdge
+
+            self.radius = RadiusEdge(self, radius)
+            self.radius.open(self.loop)
+
+    def _reload_radius(self, conf) -> None:
+        """New eap-radius servers for new authentications; accounting and DAE settings
+        apply at the next start."""
+        self.radius_settings = _radius_settings(conf)
+        self.gateway.set_radius(*build_radius(self.radius_settings))
+        self._open_radius()
 
     def _secrets_refused(self, secrets, *, whole: bool = True) -> list[str]:
         """Why newly loaded ``secrets`` must not be used (:func:`ikegate.config.permissions.refusals`):
@@ -356,14 +436,25 @@ class Daemon:
     # -- outputs -------------------------------------------------------------------------------
 
     def process(self, outputs: list) -> None:
-        """Carry out what the engine returned: datagrams out, CHILD SAs to the data plane
-        and the updown script (with the conn the SA was made with, even after a reload), SA
-        keys to the key log if there is one."""
+        """Carry out what the engine returned: datagrams out (IKE, and RADIUS through the
+        RADIUS edge, which also sees every event first for accounting), CHILD SAs to the
+        data plane and the updown script (with the conn the SA was made with, even after a
+        reload), SA keys to the key log if there is one.  IKE datagrams go out last, so a
+        CHILD SA is in the data plane before the IKE_AUTH response that completes it leaves
+        (the client may send ESP at once; strongSwan installs first too)."""
         keylog = self.keylog
+        radius = self.radius
+        sends = []
         for item in outputs:
             if isinstance(item, Send):
-                self.send(item)
+                sends.append(item)
                 continue
+            if isinstance(item, RadiusSend):  # an Access-Request of eap-radius
+                if radius is not None:
+                    radius.send(item)
+                continue
+            if radius is not None:
+                radius.event(item)  # accounting: before the data plane forgets a CHILD SA's counters
             if keylog is not None:
                 keylog.record(item)
             if isinstance(item, ChildSaUp):
@@ -382,6 +473,8 @@ class Daemon:
                 self.dataplane.update(item.info)
             elif isinstance(item, (IkeSaUp, IkeSaDown, IkeSaKeys)):
                 pass  # logged by the engine; keys went to the key log above
+        for item in sends:
+            self.send(item)
         self._arm_timer()
 
     def _esp_last_in(self, spi_in: int) -> float | None:

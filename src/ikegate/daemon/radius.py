@@ -1,0 +1,329 @@
+"""The daemon's RADIUS edge: sockets to the RADIUS servers, accounting, the DAE listener.
+
+The sans-IO parts live in :mod:`ikegate.radius`; this module owns their sockets and
+clock, on the daemon's event loop:
+
+* **authentication**: the engine's :class:`~ikegate.radius.client.RadiusClient` returns
+  :class:`~ikegate.radius.client.RadiusSend` among its outputs; :meth:`RadiusEdge.send`
+  sends them from an unconnected UDP socket (one per address family, ephemeral port) and
+  every datagram read there goes to ``gateway.radius_received`` (the client checks it);
+* **accounting** (``accounting = yes``): :class:`~ikegate.radius.accounting.Accounting`
+  sees every engine output (:meth:`RadiusEdge.event`, called by ``Daemon.process``
+  before the data plane removes a CHILD SA, so its last counters can be read) and its
+  Accounting-Requests go through a second RadiusClient (``kind="acct"``) on sockets of
+  their own.  A Start nobody answers deletes the IKE SA, as does an Interim-Update with
+  ``accounting_close_on_timeout`` (strongSwan's eap_radius_handle_timeout; with
+  ``close_all_on_timeout`` every IKE SA);
+* **DAE** (``dae.enable`` with a ``dae.secret``): a socket on ``dae.listen:dae.port``;
+  :class:`~ikegate.radius.dae.DaeServer` checks each request and the IKE SAs a
+  Disconnect-Request names are deleted through ``Gateway.kill`` (Acct-Terminate-Cause
+  Admin-Reset), like ``ikegate kill``.
+
+A wrong secret, a malformed packet or a dead server only logs and drops.  Sockets are
+non-blocking and read in batches from ``loop.add_reader`` callbacks, as the IKE sockets
+(:mod:`ikegate.daemon.sockets`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+
+from ikegate import log as logmod
+from ikegate.ike.events import Endpoint
+from ikegate.ike.sa import ESTABLISHED
+from ikegate.radius.accounting import Accounting, AccountingRecord
+from ikegate.radius.client import RadiusAnswer, RadiusSend, RadiusTimeout
+from ikegate.radius.dae import DaeServer, DaeSession
+from ikegate.radius.packet import AcctStatusType, Code, TerminateCause
+
+__all__ = ["RadiusEdge"]
+
+log = logmod.get_logger("cfg")
+
+RECV_SIZE = 4096
+BATCH = 64
+#: at most this long at shutdown for the accounting Stops to be answered
+STOP_DRAIN = 3.0
+
+
+class _UdpSockets:
+    """Unconnected UDP sockets, one per address family, created on first use."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_datagram, what: str) -> None:
+        self.loop = loop
+        self.on_datagram = on_datagram
+        self.what = what
+        self.sockets: dict[int, socket.socket] = {}
+
+    def _socket(self, family: int) -> socket.socket | None:
+        sock = self.sockets.get(family)
+        if sock is not None:
+            return sock
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        except OSError as exc:
+            log.info("cannot open a RADIUS %s socket: %s", self.what, exc.strerror)
+            return None
+        self.sockets[family] = sock
+        self.loop.add_reader(sock.fileno(), self._readable, sock)
+        return sock
+
+    def send(self, data: bytes, dst: Endpoint) -> None:
+        family = socket.AF_INET6 if ":" in dst.host else socket.AF_INET
+        sock = self._socket(family)
+        if sock is None:
+            return
+        try:
+            sock.sendto(data, (dst.host, dst.port))
+        except (BlockingIOError, InterruptedError):
+            pass  # the client retransmits
+        except OSError as exc:
+            log.info("sending RADIUS %s message to %s failed: %s", self.what, dst, exc.strerror)
+
+    def _readable(self, sock: socket.socket) -> None:
+        for _ in range(BATCH):
+            try:
+                data, addr = sock.recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                    continue  # an ICMP error of an earlier send: the server is down
+                log.info("receiving RADIUS %s message failed: %s", self.what, exc.strerror)
+                break
+            self.on_datagram(data, Endpoint(addr[0].split("%", 1)[0], addr[1]))
+
+    def close(self) -> None:
+        for sock in self.sockets.values():
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.sockets.clear()
+
+
+class RadiusEdge:
+    """RADIUS sockets, accounting and DAE for a :class:`~ikegate.daemon.main.Daemon`."""
+
+    def __init__(self, daemon, settings) -> None:
+        self.daemon = daemon
+        self.settings = settings
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.auth: _UdpSockets | None = None
+        self.acct: _UdpSockets | None = None
+        self.acct_client = settings.client() if settings.accounting else None
+        self.accounting = (Accounting.from_settings(settings, self._counters)
+                           if self.acct_client is not None else None)
+        self.dae = None
+        if settings.dae.active:
+            self.dae = DaeServer(settings.dae.secret, clients=settings.dae.clients,
+                                 nas_identifiers={s.nas_identifier for s in settings.servers} or
+                                 {settings.nas_identifier})
+        self.dae_socket: socket.socket | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    # -- life -------------------------------------------------------------------------------
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Create the sockets (the DAE one bound now, as root, before privileges drop)."""
+        self.loop = loop
+        self.auth = _UdpSockets(loop, self._auth_datagram, "authentication")
+        self.acct = _UdpSockets(loop, self._acct_datagram, "accounting")
+        for family in (socket.AF_INET, socket.AF_INET6):  # bound before privileges are dropped
+            if any((":" in s.address) == (family == socket.AF_INET6) for s in self.settings.servers):
+                self.auth._socket(family)
+                if self.acct_client is not None:
+                    self.acct._socket(family)
+        if self.dae is not None:
+            self._open_dae()
+        if self.accounting is not None:
+            log.info("RADIUS accounting enabled%s", f", Interim-Updates every {self.settings.accounting_interval}s"
+                     if self.settings.accounting_interval else "")
+
+    def _open_dae(self) -> None:
+        dae = self.settings.dae
+        family = socket.AF_INET6 if ":" in dae.listen else socket.AF_INET
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setblocking(False)
+            sock.bind((dae.listen, dae.port))
+        except OSError as exc:
+            log.info("unable to bind RADIUS DAE socket to %s port %d: %s", dae.listen, dae.port, exc.strerror)
+            self.dae = None
+            return
+        self.dae_socket = sock
+        self.loop.add_reader(sock.fileno(), self._dae_readable)
+        log.info("listening for RADIUS DAE requests on %s port %d", dae.listen, dae.port)
+
+    async def drain(self, timeout: float = STOP_DRAIN) -> None:
+        """Wait (at most ``timeout``) for accounting requests in flight, the Stops of a
+        shutdown above all."""
+        if self.acct_client is None:
+            return
+        deadline = self.loop.time() + timeout
+        while self.acct_client.pending() and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for sockets in (self.auth, self.acct):
+            if sockets is not None:
+                sockets.close()
+        if self.dae_socket is not None:
+            self.loop.remove_reader(self.dae_socket.fileno())
+            self.dae_socket.close()
+            self.dae_socket = None
+
+    # -- authentication ---------------------------------------------------------------------
+
+    def send(self, item: RadiusSend) -> None:
+        """An Access-Request (or its retransmit) from the engine."""
+        if self.auth is not None:
+            self.auth.send(item.data, item.server)
+
+    def _auth_datagram(self, data: bytes, src: Endpoint) -> None:
+        gateway = self.daemon.gateway
+        radius_received = getattr(gateway, "radius_received", None)
+        if radius_received is None:
+            return
+        self.daemon.process(radius_received(data, src, self.loop.time()))
+
+    # -- accounting -------------------------------------------------------------------------
+
+    def _counters(self, spi_in: int):
+        counters = getattr(self.daemon.dataplane, "counters", None)
+        return counters(spi_in) if counters is not None else None
+
+    def event(self, item) -> None:
+        """One engine output (before the daemon acts on it)."""
+        if self.accounting is None:
+            return
+        now = self.loop.time()
+        records = self.accounting.event(item, now)
+        if records:
+            self._request(records, now)
+
+    def _request(self, records: list[AccountingRecord], now: float) -> None:
+        for record in records:
+            self._carry_out(self.acct_client.request(record.packet, now, kind="acct", context=record))
+        self._arm()
+
+    def _acct_datagram(self, data: bytes, src: Endpoint) -> None:
+        self._carry_out(self.acct_client.receive(data, src, self.loop.time()))
+        self._arm()
+
+    def _carry_out(self, items: list) -> None:
+        for item in items:
+            if isinstance(item, RadiusSend):
+                self.acct.send(item.data, item.server)
+            elif isinstance(item, RadiusAnswer):
+                if item.packet.code != Code.ACCOUNTING_RESPONSE:
+                    log.info("RADIUS accounting request answered with %s, ignored", item.packet.code)
+            elif isinstance(item, RadiusTimeout):
+                self._acct_timeout(item.context)
+
+    def _acct_timeout(self, record: AccountingRecord) -> None:
+        """strongSwan: a Start (or, with accounting_close_on_timeout, an Interim-Update)
+        nobody answered deletes the IKE SA; close_all_on_timeout deletes them all."""
+        if record.status == AcctStatusType.STOP:
+            log.info("RADIUS accounting Stop of session %s not answered", record.session_id)
+            return
+        if record.status == AcctStatusType.INTERIM_UPDATE and not self.settings.accounting_close_on_timeout:
+            return
+        gateway = self.daemon.gateway
+        if self.settings.close_all_on_timeout:
+            log.info("deleting all IKE_SAs after RADIUS timeout")
+            victims = [sa for sa in gateway.sas.values() if sa.unique_id is not None]
+        else:
+            log.info("deleting IKE_SA %d after RADIUS timeout", record.unique_id)
+            victims = [sa for sa in gateway.sas.values() if sa.unique_id == record.unique_id]
+        if victims:
+            self._kill(victims, "RADIUS accounting server not responding", TerminateCause.NAS_ERROR)
+
+    # -- DAE --------------------------------------------------------------------------------
+
+    def _dae_readable(self) -> None:
+        sock = self.dae_socket
+        for _ in range(BATCH):
+            if sock is None:
+                return
+            try:
+                data, addr = sock.recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.info("receiving RADIUS DAE request failed: %s", exc.strerror)
+                return
+            src = Endpoint(addr[0].split("%", 1)[0], addr[1])
+            result = self.dae.handle(data, src, self._dae_sessions())
+            if result.kill:
+                wanted = set(result.kill)
+                victims = [sa for sa in self.daemon.gateway.sas.values() if sa.unique_id in wanted]
+                self._kill(victims, "disconnected by RADIUS (Disconnect-Request)", TerminateCause.ADMIN_RESET)
+            if result.reply is not None:
+                try:
+                    sock.sendto(result.reply, addr)
+                except OSError as exc:
+                    log.info("sending RADIUS DAE response to %s failed: %s", src, exc.strerror)
+
+    def _dae_sessions(self) -> list[DaeSession]:
+        sessions = []
+        for sa in self.daemon.gateway.sas.values():
+            if sa.state != ESTABLISHED:
+                continue
+            session_id = getattr(sa, "session_id", None) or (
+                self.accounting.session_of(sa.unique_id) if self.accounting is not None else None)
+            user = sa.eap_id or (str(sa.remote_id) if sa.remote_id else None)
+            sessions.append(DaeSession(sa.unique_id, user, session_id, tuple(str(v) for v in sa.vips)))
+        return sessions
+
+    def _kill(self, sas: list, reason: str, cause: int) -> None:
+        if self.accounting is not None:
+            for sa in sas:
+                self.accounting.set_cause(sa.unique_id, cause)
+        gateway = self.daemon.gateway
+        try:
+            outputs = gateway.kill(sas, reason, self.loop.time(), cause=cause)
+        except TypeError:  # a Gateway without Acct-Terminate-Cause support
+            outputs = gateway.kill(sas, reason, self.loop.time())
+        self.daemon.process(outputs)
+
+    # -- the clock --------------------------------------------------------------------------
+
+    def _next(self) -> float | None:
+        times = []
+        if self.acct_client is not None:
+            times.append(self.acct_client.next_timer())
+        if self.accounting is not None:
+            times.append(self.accounting.next_timer())
+        times = [t for t in times if t is not None]
+        return min(times) if times else None
+
+    def _arm(self) -> None:
+        when = self._next()
+        if when is None or self.loop is None:
+            return
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.loop.time()
+        if self.accounting is not None:
+            records = self.accounting.tick(now)
+            if records:
+                self._request(records, now)
+        if self.acct_client is not None:
+            self._carry_out(self.acct_client.tick(now))
+        self._arm()
