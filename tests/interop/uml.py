@@ -25,6 +25,13 @@ esp6, the crypto algorithms).  :class:`UmlGuest` boots one in a couple of second
   deleted, also when the test failed.  The namespace (``ikg-`` prefix) is swept by
   the interop conftest like any other.
 
+For the kernel data plane (issue 10) ikegate itself and strongSwan with its
+kernel-netlink plugin run in guests: :class:`GuestIkegate` (``ikegate start`` with the
+repository's venv), :class:`GuestStrongSwanServer` (starter + charon serving a
+configuration directory) and :class:`GuestStrongSwanClient` (charon + swanctl), on the
+network of :class:`KernelLab` (a gateway guest and a client guest on one bridge, plus a
+client namespace).
+
 Libreswan conflicts with strongSwan's packages, so it is not installed on the host:
 ``scripts/uml/fetch-libreswan.sh`` unpacks the Debian package into a private tree
 (:data:`LIBRESWAN_ROOT`), and :meth:`UmlGuest.install_tree` links that tree into the
@@ -678,5 +685,364 @@ class Libreswan:
         return self.proc.log_text() if self.proc else ""
 
 
-__all__ = ["DEFAULT_MODULES", "GUEST_IFACE", "GuestProcess", "LIBRESWAN_ROOT", "Libreswan", "OpenIked",
-           "UmlError", "UmlGuest", "libreswan_missing", "openiked_missing", "uml_missing"]
+
+# ----------------------------------------------------------------------------------
+# strongSwan with its kernel-netlink plugin, and ikegate, in a guest (kernel ESP)
+
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+
+
+class GuestStrongSwan:
+    """strongSwan 5.9 (the host's binaries) in a guest, with ``kernel-netlink`` carrying
+    ESP in the guest's kernel (native ESP, or ESP in UDP behind a NAT), unlike the
+    namespaced daemons of :mod:`.strongswan` which need ``kernel-libipsec``.
+
+    The guest's /etc and /run are its own, so no private mount namespace is needed:
+    strongswan.conf (the harness's, same plugins as a stock installation minus
+    ``kernel-libipsec``) goes to /etc, the log to ``share/<tag>.log``.  Subclasses
+    write their configuration and say what to start and when it is ready.
+    """
+
+    plugins: tuple[str, ...] = ()
+
+    def __init__(self, guest: UmlGuest, *, tag: str = "charon", charon_extra: str = "",
+                 log_levels: Mapping[str, int] | None = None) -> None:
+        from .strongswan import LOG_LEVELS
+
+        self.guest, self.tag, self.charon_extra = guest, tag, charon_extra
+        self.log_levels = dict(log_levels or LOG_LEVELS)
+        self.log_path = guest.share / f"{tag}.log"
+        self.proc: GuestProcess | None = None
+
+    def _write_files(self) -> None:
+        raise NotImplementedError
+
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> "GuestStrongSwan":
+        from .strongswan import _strongswan_conf
+
+        self._write_files()
+        self.guest.put("/etc/strongswan.conf", _strongswan_conf(
+            self.plugins, self.log_path, levels=self.log_levels, charon_extra=self.charon_extra))
+        self.proc = self.guest.spawn(self._argv(), log=f"{self.tag}.out")
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise UmlError(f"{self.tag} exited ({self.proc.poll()})\n{self.proc.log_text()}\n{self.log_text()}")
+            return self._ready()
+        _wait_for(ready, timeout, f"{self.tag} was not ready", self.log_text)
+        return self
+
+    def swanctl(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        return self.guest.run(["swanctl", *args], check=check, timeout=timeout)
+
+    def list_sas(self) -> list[dict]:
+        """IKE_SAs as dicts (see :meth:`.strongswan._Daemon.list_sas`)."""
+        from .strongswan import parse_vici_pretty
+
+        sas = []
+        for event, body in parse_vici_pretty(self.swanctl("--list-sas", "--pretty").stdout):
+            if event == "list-sa event":
+                sas.extend({"name": name, **fields} for name, fields in body.items() if isinstance(fields, dict))
+        return sas
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (charon removes its SAs and policies), SIGKILL after ``timeout``."""
+        if self.proc is not None:
+            self.proc.stop(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: the daemon dies without a word to its peer, its SAs stay."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+class GuestStrongSwanClient(GuestStrongSwan):
+    """A charon + swanctl road warrior in a guest (:class:`.strongswan.ClientConn`
+    keywords, as :class:`.strongswan.StrongSwanClient`), ESP in the guest's kernel."""
+
+    def __init__(self, guest: UmlGuest, *, ca_certs: Iterable[Path] = (), tag: str = "charon",
+                 charon_extra: str = "", **conn_kwargs) -> None:
+        from .strongswan import CLIENT_PLUGINS, ClientConn
+
+        super().__init__(guest, tag=tag, charon_extra=charon_extra)
+        self.plugins = tuple(p for p in CLIENT_PLUGINS if p not in ("kernel-libipsec", "resolve"))
+        self.conn = ClientConn(**conn_kwargs)
+        self.ca_certs = list(ca_certs)
+
+    def _write_files(self) -> None:
+        # an earlier charon's socket would pass for this one's
+        self.guest.run("rm -f /run/charon.vici /run/charon.pid")
+        self.guest.run("rm -rf /etc/swanctl && mkdir -p /etc/swanctl/x509ca /etc/swanctl/conf.d")
+        for i, cert in enumerate(self.ca_certs):
+            self.guest.put(f"/etc/swanctl/x509ca/ca{i}.pem", Path(cert))
+        secrets = (f'secrets {{\n    eap-0 {{\n        id = {self.conn.eap_id}\n'
+                   f'        secret = "{self.conn.password}"\n    }}\n}}\n')
+        self.guest.put("/etc/swanctl/swanctl.conf",
+                       "connections {\n" + self.conn.swanctl_section() + "}\n" + secrets, mode=0o600)
+
+    def _argv(self) -> list[str]:
+        return ["/usr/lib/ipsec/charon"]
+
+    def _ready(self) -> bool:
+        return self.swanctl("--stats", check=False).returncode == 0
+
+    def start(self, timeout: float = 30.0) -> "GuestStrongSwanClient":
+        super().start(timeout)
+        self.swanctl("--load-all", "--noprompt")
+        return self
+
+    def initiate(self, timeout: float = 30) -> tuple[bool, str]:
+        """``swanctl --initiate``: (success, output)."""
+        proc = self.swanctl("--initiate", "--child", self.conn.child, "--ike", self.conn.name,
+                            "--timeout", str(int(timeout)), check=False, timeout=timeout + 10)
+        return proc.returncode == 0, proc.stdout + proc.stderr
+
+    def terminate(self, timeout: float = 10) -> tuple[bool, str]:
+        proc = self.swanctl("--terminate", "--ike", self.conn.name, "--timeout", str(int(timeout)),
+                            check=False, timeout=timeout + 10)
+        return proc.returncode == 0, proc.stdout + proc.stderr
+
+    def virtual_ips(self) -> list[str]:
+        """The virtual IPs of the (single) IKE_SA, as the client got them."""
+        sas = self.list_sas()
+        return list(sas[0].get("local-vips", [])) if sas else []
+
+
+class GuestStrongSwanServer(GuestStrongSwan):
+    """strongSwan's starter + charon serving a configuration directory in strongSwan's
+    layout (ipsec.conf, ipsec.secrets, ipsec.d/) unchanged, as /etc of the guest.
+
+    Paths inside ipsec.conf/ipsec.secrets (the seed's certificate, key and updown
+    script) must be visible in the guest: keep ``confdir`` in the share directory."""
+
+    def __init__(self, guest: UmlGuest, confdir: Path, *, tag: str = "charon-server",
+                 charon_extra: str = "") -> None:
+        from .strongswan import SERVER_PLUGINS
+
+        super().__init__(guest, tag=tag, charon_extra=charon_extra)
+        self.plugins = tuple(p for p in SERVER_PLUGINS if p != "kernel-libipsec")
+        self.confdir = Path(confdir)
+        self.conn_names = [line.split()[1] for line in (self.confdir / "ipsec.conf").read_text().splitlines()
+                           if line.startswith("conn ") and line.split()[1] != "%default"]
+
+    def _write_files(self) -> None:
+        self.guest.run("rm -f /run/charon.ctl /run/charon.vici /run/charon.pid /run/starter.charon.pid")
+        self.guest.run(f"rm -rf /etc/ipsec.d && cp -r {shlex.quote(str(self.confdir / 'ipsec.d'))} /etc/ipsec.d")
+        self.guest.put("/etc/ipsec.conf", self.confdir / "ipsec.conf")
+        self.guest.put("/etc/ipsec.secrets", self.confdir / "ipsec.secrets", mode=0o600)
+
+    def _argv(self) -> list[str]:
+        return ["/usr/lib/ipsec/starter", "--nofork"]
+
+    def _ready(self) -> bool:
+        if self.guest.run(["test", "-S", "/run/charon.ctl"], check=False).returncode != 0:
+            return False
+        log = self.log_text()
+        return all(f"added configuration '{name}'" in log for name in self.conn_names)
+
+
+class GuestIkegate:
+    """``ikegate start --foreground`` in a guest, with the repository's venv (visible in
+    the guest at its own path, see ``scripts/uml/init``).
+
+    ``dataplane`` is the ``--dataplane`` choice (None: no flag, the daemon's default).
+    ``confdir`` must be visible in the guest (the share directory); the run directory
+    (control socket, pid file) is ``/run/ikegate-<tag>`` on the guest's tmpfs; the
+    output goes to ``share/<tag>.log``.  Ready when the control socket answers."""
+
+    def __init__(self, guest: UmlGuest, confdir: Path, *, dataplane: str | None = "kernel",
+                 extra_args: Sequence[str] = (), tag: str = "ikegate") -> None:
+        self.guest, self.confdir, self.dataplane, self.tag = guest, Path(confdir), dataplane, tag
+        self.extra_args = list(extra_args)
+        self.run_dir = f"/run/ikegate-{tag}"
+        self.proc: GuestProcess | None = None
+        self.ready_after: float | None = None
+
+    def ikegate(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        """``python -m ikegate ARGS`` in the guest (e.g. ``status --json``)."""
+        # through env: UmlGuest.run swaps the host's sys.executable (this venv's python
+        # when the tests run) for the system interpreter, which has no ikegate
+        return self.guest.run(["env", str(VENV_PYTHON), "-m", "ikegate", *args], check=check, timeout=timeout)
+
+    def start(self, timeout: float = 60.0) -> "GuestIkegate":
+        started = time.monotonic()
+        self.proc = self.guest.spawn([str(VENV_PYTHON), "-m", "ikegate", "start", "--foreground",
+                                      "--confdir", str(self.confdir), "--run-dir", self.run_dir,
+                                      *(["--dataplane", self.dataplane] if self.dataplane else []),
+                                      *self.extra_args], log=f"{self.tag}.log")
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise UmlError(f"ikegate exited ({self.proc.poll()})\n{self.log_text()[-4000:]}")
+            return self.ikegate("status", "--json", "--run-dir", self.run_dir, check=False).returncode == 0
+        _wait_for(ready, timeout, "ikegate's control socket did not answer", lambda: self.log_text()[-4000:])
+        self.ready_after = time.monotonic() - started
+        return self
+
+    def status(self) -> dict:
+        return json.loads(self.ikegate("status", "--json", "--run-dir", self.run_dir).stdout)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, SIGKILL after ``timeout``: the exit status."""
+        return self.proc.stop(timeout) if self.proc is not None else None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, leaving whatever it had put in the kernel."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_text(self) -> str:
+        return self.proc.log_text() if self.proc else ""
+
+
+def xfrm(guest: UmlGuest, what: str = "state") -> str:
+    """``ip xfrm state`` (or ``policy``) in the guest."""
+    return guest.run(["ip", "xfrm", what]).stdout
+
+
+
+class KernelLab:
+    """The network of the kernel data-plane tests and bench: one L2 segment (bridge
+    ``br0`` in namespace ``bridge``) with
+
+    * the gateway guest (:attr:`gateway`, ``eth0`` :data:`LAB_GATEWAY`), which also
+      holds the "inner" addresses :data:`LAB_INNER` on its loopback: the host behind
+      the gateway that tunnelled traffic goes to (pings, iperf3);
+    * optionally a client guest (:attr:`client_guest`, :data:`LAB_CLIENT_GUEST`), for
+      strongSwan with kernel-netlink (native ESP);
+    * optionally a client namespace (:attr:`client_ns`, :data:`LAB_CLIENT_NS`) for the
+      namespaced strongSwan client (kernel-libipsec, always ESP in UDP);
+    * with ``second_pair``, a second gateway guest (:attr:`gateway2`,
+      :data:`LAB_GATEWAY2`, the same inner addresses on its loopback) and a second
+      client guest (:attr:`client_guest2`, :data:`LAB_CLIENT_GUEST2`): two gateways
+      measured side by side (the bench).
+
+    No NAT anywhere.  Guests' work directories go under ``workdir``; :meth:`destroy`
+    stops the guests and deletes the namespaces, also after a failed :meth:`build`.
+    """
+
+    def __init__(self, workdir: Path, *, client_guest: bool = True, client_ns: bool = True,
+                 second_pair: bool = False, mem: str = "256M") -> None:
+        self.workdir = Path(workdir)
+        self.want_client_guest, self.want_client_ns, self.mem = client_guest, client_ns, mem
+        self.want_second_pair = second_pair
+        self.gateway2: UmlGuest | None = None
+        self.client_guest2: UmlGuest | None = None
+        self.bridge: Namespace | None = None
+        self.client_ns: Namespace | None = None
+        self.gateway: UmlGuest | None = None
+        self.client_guest: UmlGuest | None = None
+
+    def build(self) -> "KernelLab":
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .netns import new_token, unique_name, veth
+
+        token = new_token()
+        try:
+            self.bridge = Namespace(unique_name("kbr", token))
+            self.bridge.create()
+            for scope in ("all", "default"):
+                self.bridge.sysctl(f"net.ipv6.conf.{scope}.disable_ipv6", 1)
+            self.bridge.run(["ip", "link", "add", "br0", "type", "bridge", "forward_delay", "0"])
+            self.bridge.run(["ip", "link", "set", "br0", "up"])
+            if self.want_client_ns:
+                self.client_ns = Namespace(unique_name("kcl", token))
+                self.client_ns.create()
+                for scope in ("all", "default"):
+                    self.client_ns.sysctl(f"net.ipv6.conf.{scope}.accept_dad", 0)
+                veth(self.bridge, self.client_ns, (), [f"{LAB_CLIENT_NS[0]}/24", f"{LAB_CLIENT_NS[1]}/64"],
+                     name_a="p-cl", name_b="eth0")
+                self.bridge.run(["ip", "link", "set", "p-cl", "master", "br0"])
+            inner = (f"ip addr add {LAB_INNER[0]}/32 dev lo\n"
+                     f"ip -6 addr add {LAB_INNER[1]}/128 dev lo nodad")
+            jobs = {"gateway": lambda attempt: UmlGuest(
+                self.bridge, self.workdir / f"gw{attempt}", name="kgw", bridge="br0", mem=self.mem,
+                addresses=[f"{LAB_GATEWAY[0]}/24", f"{LAB_GATEWAY[1]}/64"], setup=inner)}
+            if self.want_client_guest:
+                jobs["client_guest"] = lambda attempt: UmlGuest(
+                    self.bridge, self.workdir / f"cl{attempt}", name="kcl", bridge="br0", mem=self.mem,
+                    addresses=[f"{LAB_CLIENT_GUEST[0]}/24", f"{LAB_CLIENT_GUEST[1]}/64"])
+            if self.want_second_pair:
+                jobs["gateway2"] = lambda attempt: UmlGuest(
+                    self.bridge, self.workdir / f"gw2-{attempt}", name="kgw2", bridge="br0", mem=self.mem,
+                    addresses=[f"{LAB_GATEWAY2[0]}/24", f"{LAB_GATEWAY2[1]}/64"], setup=inner)
+                jobs["client_guest2"] = lambda attempt: UmlGuest(
+                    self.bridge, self.workdir / f"cl2-{attempt}", name="kcl2", bridge="br0", mem=self.mem,
+                    addresses=[f"{LAB_CLIENT_GUEST2[0]}/24", f"{LAB_CLIENT_GUEST2[1]}/64"])
+            with ThreadPoolExecutor(len(jobs)) as pool:
+                for future in [pool.submit(self._boot, attr, make) for attr, make in jobs.items()]:
+                    future.result()
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def _boot(self, attr: str, make, attempts: int = 2) -> None:
+        """Start the guest ``make(attempt)`` and keep it as ``self.<attr>``; a guest
+        that dies while booting (seen now and then on a loaded machine, right after
+        UML sets up its memory) is replaced by a new one once."""
+        for attempt in range(attempts):
+            guest = make(attempt)
+            setattr(self, attr, guest)
+            try:
+                guest.start()
+                return
+            except UmlError:
+                if attempt == attempts - 1:
+                    raise
+
+    def __enter__(self) -> "KernelLab":
+        return self.build()
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
+    def destroy(self) -> None:
+        for guest in (self.client_guest2, self.gateway2, self.client_guest, self.gateway):
+            if guest is not None:
+                guest.stop()
+        for ns in (self.client_ns, self.bridge):
+            if ns is not None:
+                ns.delete()
+
+    def logs(self) -> str:
+        """Everything the guests wrote to their share directories (for failure reports)."""
+        parts = []
+        for guest in (self.gateway, self.client_guest, self.gateway2, self.client_guest2):
+            if guest is None:
+                continue
+            parts.append(f"===== guest {guest.name} =====\n{guest.log_text()}")
+            for log in sorted(guest.share.glob("*.log")) + sorted(guest.share.glob("*.out")):
+                parts.append(f"----- {guest.name}: {log.name} -----\n{log.read_text(errors='replace')[-6000:]}")
+        return "\n".join(parts)
+
+
+#: Addresses of :class:`KernelLab` (IPv4, IPv6).
+LAB_GATEWAY = ("10.99.0.1", "fd00:99::1")
+LAB_INNER = ("10.99.1.1", "fd00:99:1::1")
+LAB_CLIENT_NS = ("10.99.0.10", "fd00:99::10")
+LAB_CLIENT_GUEST = ("10.99.0.20", "fd00:99::20")
+LAB_GATEWAY2 = ("10.99.0.2", "fd00:99::2")
+LAB_CLIENT_GUEST2 = ("10.99.0.21", "fd00:99::21")
+
+
+__all__ = ["DEFAULT_MODULES", "GUEST_IFACE", "GuestIkegate", "GuestProcess", "GuestStrongSwan",
+           "GuestStrongSwanClient", "GuestStrongSwanServer", "KernelLab", "LAB_CLIENT_GUEST", "LAB_CLIENT_GUEST2",
+           "LAB_CLIENT_NS", "LAB_GATEWAY", "LAB_GATEWAY2", "LAB_INNER", "LIBRESWAN_ROOT", "Libreswan", "OpenIked",
+           "UmlError", "UmlGuest", "VENV_PYTHON", "libreswan_missing", "openiked_missing", "uml_missing",
+           "xfrm"]
