@@ -20,6 +20,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Union
 
+from ikegate.eap.mschapv2 import printable
 from ikegate.eap.packet import EapPacket
 from ikegate.wire.constants import EapCode, EapType
 
@@ -59,6 +60,15 @@ def parse_identity_response(packet: EapPacket) -> str | None:
     IKE identity is to be used)."""
     identity = decode_identity(packet.data)
     return identity or None
+
+
+def identity_of_response(packet: EapPacket, ike_identity: str) -> tuple[str, str]:
+    """The EAP identity a Response/Identity gives, or the IKE identity when it is empty
+    (strongSwan assumes that one), with the log note saying which."""
+    received = parse_identity_response(packet)
+    if received is None:
+        return ike_identity, f"client did not send an EAP identity, assume IKE identity '{printable(ike_identity)}'"
+    return received, f"received EAP identity '{printable(received)}'"
 
 
 def is_any_rule(rule: IdentityRule) -> bool:

@@ -42,7 +42,7 @@ from ikegate.eap.identity import (
     IdentityRule,
     build_identity_request,
     identity_matches,
-    parse_identity_response,
+    identity_of_response,
 )
 from ikegate.eap.mschapv2 import printable
 from ikegate.eap.packet import EapDecodeError, EapPacket, decode
@@ -257,13 +257,7 @@ class RadiusEapSession:
                 return self._failure(response.identifier, "received EAP_NAK to EAP-Identity")
             shown = getattr(response.type, "name", response.type)
             return self._failure(response.identifier, f"received EAP response of type {shown}, expected IDENTITY")
-        received = parse_identity_response(response)
-        if received is None:
-            identity = self._ike_identity
-            note = f"client did not send an EAP identity, assume IKE identity '{printable(identity)}'"
-        else:
-            identity = received
-            note = f"received EAP identity '{printable(identity)}'"
+        identity, note = identity_of_response(response, self._ike_identity)
         if not identity_matches(identity, self._rule):
             return self._failure(response.identifier, f"{note}, which does not match the configured eap_identity")
         self._identity = identity

@@ -35,10 +35,10 @@ from ikegate.eap.identity import (
     IdentityRule,
     build_identity_request,
     identity_matches,
+    identity_of_response,
     is_any_rule,
-    parse_identity_response,
 )
-from ikegate.eap.mschapv2 import MschapV2Server, SecretLookup, printable
+from ikegate.eap.mschapv2 import MschapV2Server, SecretLookup
 from ikegate.eap.packet import EapDecodeError, EapPacket, decode
 from ikegate.wire.constants import EapCode, EapType
 
@@ -187,13 +187,7 @@ class EapServerSession:
         return self._process_method(response)
 
     def _process_identity(self, response: EapPacket) -> EapResult:
-        received = parse_identity_response(response)
-        if received is None:
-            identity = self._ike_identity
-            note = f"client did not send an EAP identity, assume IKE identity '{printable(identity)}'"
-        else:
-            identity = received
-            note = f"received EAP identity '{printable(identity)}'"
+        identity, note = identity_of_response(response, self._ike_identity)
         if not identity_matches(identity, self._rule):
             return self._failure(response.identifier, f"{note}, which does not match the configured eap_identity")
         self._identity = identity
