@@ -215,6 +215,64 @@ def main():
                                            text=True).stdout}
         dp.stop()
         print(json.dumps(result))
+    elif command == "reqids":  # live SAs 65536 reqids apart; a full reqid table refuses
+        import logging
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        dp = KernelDataPlane(routes=False)
+        dp.start()
+        first, second, third = (info(spec) for spec in args["sas"])
+        dp.install(first)
+        dp.install(second)
+        result = {"both": dump()}
+        dp.remove(first)
+        result["second_only"] = dump()
+        for owner in range(len(dp.reqids), 0x10000):  # every other kernel reqid taken
+            dp.reqids.acquire(10**6 + owner, owner=owner)
+        dp.install(third)
+        result["installed"] = list(dp.installed)
+        result["refused"] = dump()
+        dp.stop()
+        result["after_stop"] = dump()
+        print(json.dumps(result))
+    elif command == "moved":  # the engine moves a peer by changing its ChildSaInfo in place
+        dp = KernelDataPlane(routes=False)
+        dp.start()
+        sa = info(args["sa"])
+        dp.install(sa)
+        sa.remote, sa.udp_encap = Endpoint(*args["moved_remote"]), True
+        dp.update(sa)
+        result = {"after_update": dump(), "counters": counters(dp.counters(sa.spi_in))}
+        dp.remove(sa)
+        result["after_remove"] = dump()
+        dp.stop()
+        print(json.dumps(result))
+    elif command == "algorithms":  # an SA pair of every cipher/integrity the kernel backend offers
+        import itertools, logging, os
+        from ikegate.crypto.transforms import get_encr, get_integ
+        from ikegate.dataplane.xfrm.kernel import AEAD_NAMES, CIPHER_NAMES, INTEG_NAMES, kernel_esp_supported
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        dp = KernelDataPlane(routes=False)
+        dp.start()
+        combos = []
+        for encr_id, bits in itertools.product(list(AEAD_NAMES) + list(CIPHER_NAMES), (0, 128, 192, 256)):
+            if not kernel_esp_supported(1, encr_id, bits):
+                continue
+            aead = encr_id in AEAD_NAMES
+            for integ_id in [None] if aead else [i for i in INTEG_NAMES if kernel_esp_supported(3, i, 0)]:
+                combos.append((int(encr_id), bits, integ_id and int(integ_id)))
+        for n, (encr_id, bits, integ_id) in enumerate(combos):
+            encr = get_encr(encr_id, bits)
+            integ_len = get_integ(integ_id).key_size if integ_id else 0
+            spec = dict(args["sa"], reqid=100 + n, child=100 + n, spi_in=0xD1000000 + n, spi_out=0xD2000000 + n,
+                        encr_id=encr_id, key_bits=encr.key_bits, integ_id=integ_id,
+                        key_in_encr=os.urandom(encr.key_size).hex(), key_out_encr=os.urandom(encr.key_size).hex(),
+                        key_in_integ=os.urandom(integ_len).hex(), key_out_integ=os.urandom(integ_len).hex(),
+                        local_ts=[f"10.{n}.0.0/24"], remote_ts=[f"192.0.2.{n}/32"])
+            dp.install(info(spec))
+        result = {"combos": combos, "installed": len(dp.installed), "states": len(dump()["states"]),
+                  "ip": subprocess.run(["ip", "xfrm", "state"], capture_output=True, text=True).stdout}
+        dp.stop()
+        print(json.dumps(result))
     elif command == "dump":
         print(json.dumps(dump()))
     elif command == "traffic":
@@ -364,6 +422,63 @@ def test_a_refused_sa_is_logged_and_leaves_nothing(guest):
     assert result == {"installed": [], "dump": {"states": [], "policies": []}, "routes": ""}
     assert "cannot install CHILD SA test{1} in the kernel: cannot add SA c2000001" in proc.stderr
     assert "cannot install CHILD SA test{2} in the kernel: ENCR 12 needs an integrity algorithm" in proc.stderr
+
+
+@needs_uml
+def test_reqids_65536_apart_in_the_kernel(guest):
+    """Two live SAs whose engine reqids are 65536 apart get distinct tagged kernel reqids
+    (SAs and policy templates); a freed one is reused; with the tag range full a new SA
+    is refused loudly and leaves nothing."""
+    _ns, vm = guest
+    second = dict(SA_GCM, reqid=1 + 0x10000, child=2, spi_in=0xC1000011, spi_out=0xC2000011,
+                  remote_ts=["192.0.2.9/32"])
+    third = dict(SA_GCM, reqid=5, child=3, spi_in=0xC1000021, spi_out=0xC2000021, remote_ts=["192.0.2.10/32"])
+    argv = ["sh", "-c", f'exec {VENV_PYTHON} {vm.share}/xfrm_guest.py reqids "$0"',
+            json.dumps({"sas": [SA_GCM, second, third]})]
+    proc = vm.run(argv, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout)
+    by_spi = {s["spi"]: s["reqid"] for s in result["both"]["states"]}
+    assert by_spi[0xC1000001] == by_spi[0xC2000001] == kernel_reqid(1) == 0x49470001
+    other = by_spi[0xC1000011]
+    assert by_spi[0xC2000011] == other and is_tagged(other) and other != kernel_reqid(1)
+    templates = {p["dst"] if p["dir"] == 1 else p["src"]: p["tmpl"][0][2] for p in result["both"]["policies"]}
+    assert templates["192.0.2.1/32"] == kernel_reqid(1) and templates["192.0.2.9/32"] == other
+    assert {s["reqid"] for s in result["second_only"]["states"]} == {other}
+    assert result["installed"] == [0xC1000011]  # the third refused: no free kernel reqid
+    assert {s["spi"] for s in result["refused"]["states"]} == {0xC1000011, 0xC2000011}
+    assert "refusing CHILD SA test{3}: all 65536 kernel reqids of ikegate" in proc.stderr
+    assert result["after_stop"] == {"states": [], "policies": []}
+
+
+@needs_uml
+def test_update_after_the_engine_changed_the_info_in_place(guest):
+    """MOBIKE/NAT moves reach the data plane as the SAME ChildSaInfo with new addresses:
+    the SAs at the old peer address still go (none left behind), remove() then finds
+    the new ones."""
+    _ns, vm = guest
+    native = dict(SA_GCM, udp_encap=False, local=[GUEST_V4, 500], remote=[NS_V4, 500])
+    result = _ours(vm, "moved", {"sa": native, "moved_remote": ["10.99.0.77", 4500]})
+    states = {(s["src"], s["dst"], s["spi"]) for s in result["after_update"]["states"]}
+    assert states == {("10.99.0.77", GUEST_V4, 0xC1000001), (GUEST_V4, "10.99.0.77", 0xC2000001)}
+    assert all(s["encap"] is not None for s in result["after_update"]["states"])
+    assert {p["tmpl"][0][0] if p["dir"] != 1 else p["tmpl"][0][1] for p in result["after_update"]["policies"]} \
+        == {"10.99.0.77"}
+    assert result["counters"] is not None
+    assert result["after_remove"] == {"states": [], "policies": []}
+
+
+@needs_uml
+def test_every_algorithm_the_kernel_backend_offers_is_accepted_by_the_kernel(guest):
+    """What ``KernelDataPlane.esp_supported`` lets into CHILD SA proposals (e.g.
+    AES-XCBC-96, which userspace ESP lacks) the guest kernel really installs."""
+    _ns, vm = guest
+    base = dict(SA_CHACHA_SHA1, remote=[NS_V4, 500])
+    result = _ours(vm, "algorithms", {"sa": base})
+    combos = result["combos"]
+    assert [12, 128, 5] in combos and [20, 256, None] in combos  # AES-CBC + AES-XCBC-96, AES-GCM-16
+    assert result["installed"] == len(combos) and result["states"] == 2 * len(combos), result["ip"][-3000:]
+    assert result["ip"].count("auth-trunc xcbc(aes)") == 2 * sum(1 for c in combos if c[2] == 5)
 
 
 @needs_uml

@@ -14,6 +14,15 @@ every ping crosses the gateway's inbound and outbound SAs.
   left in the kernel (SAs, policies, routes in table 220).
 * **Native ESP**: strongSwan with kernel-netlink in a second guest: both ends are
   kernel ESP without encapsulation; pings over IPv4 and IPv6.
+* **Algorithms by backend**: ``esp=aes128-aesxcbc!`` (AES-XCBC-96 integrity: the kernel has
+  it, ikegate's userspace ESP has not) is offered by the kernel backend, on ``ikegate
+  reload`` and at start, and a strongSwan client proposing only that connects and pings,
+  while ``build_runtime`` without the kernel backend drops the proposal; ``ikegate
+  statusall`` names the backend and counts the SAs and policies it holds.
+* **MOBIKE over IPv6 outer addresses**: the kernel-netlink client in the guest connects to
+  the gateway's IPv6 address (native ESP over IPv6, v4 and v6 inside); its address is
+  replaced by another, charon notices and sends UPDATE_SA_ADDRESSES, the gateway's SAs
+  in the kernel follow to the new outer address and pings still pass.
 * **No leftovers**: a client killed hard is cleared by DPD (``dpddelay=2s`` here,
   fast retransmits) and its SAs go; SIGTERM with a client connected leaves nothing;
   after ``kill -9`` of ikegate with an SA up (the SAs stay in the kernel), a new start
@@ -32,12 +41,17 @@ import signal
 import sys
 import time
 
+import json
+
 import pytest
+
+from ikegate.config.loader import load_config
+from ikegate.daemon.builder import build_runtime
 
 from .netns import ping
 from .seed import write_seed
 from .strongswan import StrongSwanClient
-from .uml import (LAB_GATEWAY, LAB_INNER, GuestIkegate, GuestStrongSwanClient, KernelLab, UmlGuest,
+from .uml import (LAB_CLIENT_GUEST, LAB_GATEWAY, LAB_INNER, GuestIkegate, GuestStrongSwanClient, KernelLab, UmlGuest,
                   uml_missing, xfrm)
 
 REASON = uml_missing()
@@ -309,3 +323,102 @@ def test_new_start_removes_what_a_killed_gateway_left(gateway, lab, ns_client):
     assert _ikegate_leftovers(guest) == ""
     log = restarted.log_text()
     assert re.search(r"data plane: kernel XFRM \((?!chosen by)", log), log[-3000:]
+
+
+SEED_ESP = "esp=aes256-aes192-aes128-sha384-sha256-sha1!"
+XCBC_ESP = "esp=aes128-aesxcbc!"  # AES-CBC-128 with AES-XCBC-96: the kernel has it, userspace ESP not
+MOVED_V6 = "fd00:99::30"  # the client guest's new address in the MOBIKE test
+
+
+def _statusall_esp(daemon: GuestIkegate) -> list[str]:
+    reply = json.loads(daemon.ikegate("statusall", "--json", "--run-dir", daemon.run_dir).stdout)
+    (conn,) = reply["conns"]
+    return conn["esp"]
+
+
+def _vips(client: GuestStrongSwanClient) -> tuple[str, str]:
+    vips = client.virtual_ips()
+    v4 = next(v for v in vips if ":" not in v)
+    v6 = next(v for v in vips if ":" in v)
+    return v4, v6
+
+
+def test_kernel_only_esp_proposal_is_offered_with_the_kernel_backend(gateway, lab, seed, on_failure):
+    guest, peer = lab.gateway, lab.client_guest
+    original = seed.ipsec_conf.read_text()
+    assert SEED_ESP in original
+    client = GuestStrongSwanClient(peer, ca_certs=[seed.root_cert], remote_addrs=LAB_GATEWAY[0],
+                                   esp_proposals="aes128-aesxcbc")
+    try:
+        seed.ipsec_conf.write_text(original.replace(SEED_ESP, XCBC_ESP))
+        # without the kernel backend (build_runtime's default: userspace ESP) nothing is left to offer
+        config, diagnostics = load_config(seed.confdir)
+        assert not diagnostics.errors, diagnostics
+        assert build_runtime(config, seed.confdir).conns[0].esp == ()
+        # the running kernel gateway takes it on reload ...
+        daemon = gateway.running()
+        reloaded = daemon.ikegate("reload", "--run-dir", daemon.run_dir)
+        assert "changed myvpn" in reloaded.stdout, reloaded.stdout + reloaded.stderr
+        assert _statusall_esp(daemon) == ["ESP:AES_CBC_128/AES_XCBC_96/NO_EXT_SEQ"]
+        client.start()
+        _connect(client)
+        states = _wait(lambda: (s := xfrm(guest)).count("proto esp") == 2 and s, 10,
+                       "two ESP SAs in the gateway's kernel", lambda: xfrm(guest))
+        assert states.count("auth-trunc xcbc(aes)") == 2 and states.count("enc cbc(aes)") == 2, states
+        vip4, vip6 = _vips(client)
+        assert peer.ping(LAB_INNER[0], source=vip4, count=3) == 3
+        assert peer.ping(LAB_INNER[1], source=vip6, count=3) == 3
+        assert min(_packets(guest)) >= 6
+        # ikegate statusall names the backend and counts what it holds in the kernel
+        text = daemon.ikegate("statusall", "--run-dir", daemon.run_dir).stdout
+        assert "Data plane: kernel XFRM, 2 SAs and 6 policies installed" in text, text
+        ok, out = client.terminate()
+        assert ok, out
+        # ... and a new start (run() chooses the data plane before building the runtime) too
+        gateway.stop()
+        restarted = gateway.start()
+        assert _statusall_esp(restarted) == ["ESP:AES_CBC_128/AES_XCBC_96/NO_EXT_SEQ"]
+        text = restarted.ikegate("statusall", "--run-dir", restarted.run_dir).stdout
+        assert "Data plane: kernel XFRM, 0 SAs and 0 policies installed" in text, text
+        assert "not offered" not in restarted.log_text()
+    finally:
+        client.stop()
+        seed.ipsec_conf.write_text(original)
+        daemon = gateway.running()
+        daemon.ikegate("reload", "--run-dir", daemon.run_dir, check=False)
+
+
+def test_mobike_over_ipv6_outer_addresses(gateway, lab, seed, on_failure):
+    guest, peer = lab.gateway, lab.client_guest
+    gateway.running()
+    old = LAB_CLIENT_GUEST[1]
+    client = GuestStrongSwanClient(peer, ca_certs=[seed.root_cert], remote_addrs=LAB_GATEWAY[1])
+    try:
+        client.start()
+        _connect(client)
+        states = _wait(lambda: (s := xfrm(guest)).count("proto esp") == 2 and s, 10,
+                       "two ESP SAs in the gateway's kernel", lambda: xfrm(guest))
+        assert f"src {old} dst {LAB_GATEWAY[1]}" in states and f"src {LAB_GATEWAY[1]} dst {old}" in states, states
+        assert "encap" not in states and len(_tagged(states)) == 2, states
+        vip4, vip6 = _vips(client)
+        assert peer.ping(LAB_INNER[0], source=vip4, count=2) == 2
+        assert peer.ping(LAB_INNER[1], source=vip6, count=2) == 2
+        # the client's address changes: charon (kernel-netlink) notices and sends UPDATE_SA_ADDRESSES
+        peer.run(f"ip -6 addr add {MOVED_V6}/64 dev eth0 nodad && ip -6 addr del {old}/64 dev eth0")
+        moved = _wait(lambda: (s := xfrm(guest)).count(MOVED_V6) == 2 and old not in s and s, 20,
+                      "the gateway's SAs moved to the client's new address",
+                      lambda: xfrm(guest) + "\n" + gateway.daemon.log_text()[-3000:])
+        assert f"src {MOVED_V6} dst {LAB_GATEWAY[1]}" in moved and f"src {LAB_GATEWAY[1]} dst {MOVED_V6}" in moved
+        assert len(_tagged(moved)) == 2 and moved.count("proto esp") == 2, moved
+        assert "(UPDATE_SA_ADDRESSES)" in gateway.daemon.log_text()
+        before = sum(_packets(guest))
+        assert peer.ping(LAB_INNER[0], source=vip4, count=2) == 2
+        assert peer.ping(LAB_INNER[1], source=vip6, count=2) == 2
+        assert sum(_packets(guest)) >= before + 8
+        ok, out = client.terminate()
+        assert ok, out
+        _wait(lambda: not _ikegate_leftovers(guest), 10, "ikegate's SAs gone after the moved client left",
+              lambda: _ikegate_leftovers(guest))
+    finally:
+        client.stop()
+        peer.run(f"ip -6 addr add {old}/64 dev eth0 nodad; ip -6 addr del {MOVED_V6}/64 dev eth0", check=False)

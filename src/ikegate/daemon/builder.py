@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ikegate.config.proposals import filter_supported, unsupported_algorithms
 from ikegate.crypto.transforms import is_supported as ike_supported
-from ikegate.esp.algorithms import ENCRYPTION, INTEGRITY
-from ikegate.wire.constants import DhId, EsnId, TransformType
+from ikegate.dataplane.algorithms import userspace_esp_supported
 
 from ikegate.ike.runtime import Runtime, ServerCredentials, Settings
 from ikegate.log import get_logger
@@ -20,8 +19,14 @@ log = get_logger("cfg")
 SERVING = ("add", "route", "start")
 
 
-def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) -> Runtime:
+def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None, dataplane=None) -> Runtime:
+    """The engine's runtime for ``config``.  ``esp=`` proposals are reduced to what
+    ``dataplane`` (the backend that will carry the CHILD SAs, e.g. the kernel's, which has
+    AES-XCBC-96) can carry, through its ``esp_supported(ttype, alg, bits)``; without one
+    (or one lacking the method), to what the userspace ESP code can carry."""
     confdir = Path(confdir)
+    esp_check = getattr(dataplane, "esp_supported", None) or esp_supported
+    backend = getattr(dataplane, "name", None)
     store = CertStore()
     cacerts = confdir / "ipsec.d" / "cacerts"
     if cacerts.is_dir():
@@ -54,7 +59,7 @@ def build_runtime(config, confdir: str | Path, *, pools: PoolSet | None = None) 
                          cert.subject.rfc4514_string())
             else:
                 credentials[conn.name] = ServerCredentials(cert=cert, key=key, store=store)
-        conns.append(_runnable(conn))
+        conns.append(_runnable(conn, esp_check, backend))
         log.info("added configuration '%s'", conn.name)
     settings = Settings.from_strongswan_conf(config.settings)
     _check_radius(conns, config.settings)
@@ -103,27 +108,19 @@ def build_radius(settings) -> tuple:
     return client, RelayOptions.from_settings(settings)
 
 
-def esp_supported(ttype: int, alg: int, bits: int) -> bool:
-    """What the ESP data plane can carry (ikegate.esp), for CHILD SA proposals."""
-    if ttype == TransformType.ENCR:
-        algorithm = ENCRYPTION.get(alg)
-        return algorithm is not None and (bits in algorithm.key_bits or (algorithm.fixed_key and bits == 0))
-    if ttype == TransformType.INTEG:
-        return alg in INTEGRITY
-    if ttype == TransformType.DH:
-        return alg == DhId.NONE or ike_supported(ttype, alg, bits)
-    if ttype == TransformType.ESN:
-        return alg in (EsnId.NO_EXT_SEQ, EsnId.EXT_SEQ)
-    return False
+#: What the userspace ESP data plane can carry: the default of :func:`build_runtime`.
+esp_supported = userspace_esp_supported
 
 
-def _runnable(conn):
-    """The conn with its proposals reduced to algorithms we implement (strongSwan likewise
-    only proposes what its plugins provide), the rest logged once."""
-    for kind, check in (("ike", ike_supported), ("esp", esp_supported)):
+def _runnable(conn, esp_check=esp_supported, backend: str | None = None):
+    """The conn with its proposals reduced to algorithms we implement (IKE) and the data
+    plane carries (ESP) -- strongSwan likewise only proposes what its plugins provide --,
+    the rest logged once."""
+    for kind, check in (("ike", ike_supported), ("esp", esp_check)):
         missing = unsupported_algorithms(getattr(conn, kind), check)
         if missing:
-            log.info("conn '%s': %s= algorithms not available here, not offered: %s",
-                     conn.name, kind, ", ".join(missing))
+            where = f" with the {backend} data plane" if kind == "esp" and backend not in (None, "none") else " here"
+            log.info("conn '%s': %s= algorithms not available%s, not offered: %s",
+                     conn.name, kind, where, ", ".join(missing))
     return dataclasses.replace(conn, ike=filter_supported(conn.ike, ike_supported),
-                               esp=filter_supported(conn.esp, esp_supported))
+                               esp=filter_supported(conn.esp, esp_check))

@@ -35,6 +35,7 @@ from ikegate.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
 log = logmod.get_logger("dmn")
 DEFAULT_RUN_DIR = "/run/ikegate"
 DATAPLANES = ("auto", "kernel", "userspace", "none")
+INSTALL_WAIT_MAX = 1.0  # seconds an IKE answer waits for the data plane to install its CHILD SA
 DATAPLANE_SETTING = "ikegate.dataplane"  # strongswan.conf: auto | kernel | userspace | none
 
 
@@ -97,7 +98,9 @@ def run(args) -> int:
         logmod.get_logger("cfg").info("%s", item)
     for item in getattr(diagnostics, "errors", []):
         logmod.get_logger("cfg").info("%s", item)
-    runtime = build_runtime(config, args.confdir)
+    # the data plane first: the CHILD SA proposals offer what it can carry
+    dataplane = make_dataplane(args.dataplane, args, settings=config.settings)
+    runtime = build_runtime(config, args.confdir, dataplane=dataplane)
     if not runtime.conns:
         log.info("no connection to serve (auto=add) in %s/ipsec.conf", args.confdir)
     keylog = None
@@ -105,7 +108,6 @@ def run(args) -> int:
         keylog = _open_keylog(args.keylog)
         if keylog is None:
             return 1
-    dataplane = make_dataplane(args.dataplane, args, settings=config.settings)
     daemon = Daemon(runtime, run_dir=Path(args.run_dir), dataplane=dataplane,
                     ports=(args.ike_port, args.natt_port), pidfile=args.pidfile, confdir=args.confdir)
     daemon.log_options = log_options
@@ -321,7 +323,7 @@ class Daemon:
         errors = [str(e) for e in diagnostics.errors] or self._secrets_refused(config.secrets)
         if errors:
             return self._refused("configuration", errors)
-        runtime = build_runtime(config, self.confdir, pools=self.runtime.pools)
+        runtime = build_runtime(config, self.confdir, pools=self.runtime.pools, dataplane=self.dataplane)
         old = {c.name: c for c in self.runtime.conns}
         new = {c.name: c for c in runtime.conns}
         changes = {
@@ -374,10 +376,14 @@ class Daemon:
             self.radius.open(self.loop)
 
     def _reload_radius(self, conf) -> None:
-        """New eap-radius servers for new authentications; accounting and DAE settings
-        apply at the next start."""
+        """New eap-radius settings from strongswan.conf ``conf``: new servers for new
+        authentications (requests in flight finish with the old ones); accounting (servers,
+        interval, running sessions included) and DAE (secret, listener) follow at once
+        (:meth:`ikegate.daemon.radius.RadiusEdge.reload`)."""
         self.radius_settings = _radius_settings(conf)
         self.gateway.set_radius(*build_radius(self.radius_settings))
+        if self.radius is not None:
+            self.radius.reload(self.radius_settings)
         self._open_radius()
 
     def _secrets_refused(self, secrets, *, whole: bool = True) -> list[str]:
@@ -441,10 +447,13 @@ class Daemon:
         data plane and the updown script (with the conn the SA was made with, even after a
         reload), SA keys to the key log if there is one.  IKE datagrams go out last, so a
         CHILD SA is in the data plane before the IKE_AUTH response that completes it leaves
-        (the client may send ESP at once; strongSwan installs first too)."""
+        (the client may send ESP at once; strongSwan installs first too): a data plane
+        that installs asynchronously (the userspace workers, routes queued to netlink) is
+        waited for through its ``when_ready``, at most :data:`INSTALL_WAIT_MAX` seconds."""
         keylog = self.keylog
         radius = self.radius
         sends = []
+        installed = False
         for item in outputs:
             if isinstance(item, Send):
                 sends.append(item)
@@ -459,6 +468,7 @@ class Daemon:
                 keylog.record(item)
             if isinstance(item, ChildSaUp):
                 self.dataplane.install(item.info)
+                installed = True
                 conn = self._child_conns.get(item.rekey_of.child_unique_id) if item.rekey_of is not None else None
                 conn = conn or self._conn(item.info.conn)
                 self._child_conns[item.info.child_unique_id] = conn
@@ -473,9 +483,35 @@ class Daemon:
                 self.dataplane.update(item.info)
             elif isinstance(item, (IkeSaUp, IkeSaDown, IkeSaKeys)):
                 pass  # logged by the engine; keys went to the key log above
-        for item in sends:
-            self.send(item)
+        if sends and not (installed and self._send_when_installed(sends)):
+            for item in sends:
+                self.send(item)
         self._arm_timer()
+
+    def _send_when_installed(self, sends: list) -> bool:
+        """Send ``sends`` once the data plane has applied the installs before them (or after
+        :data:`INSTALL_WAIT_MAX` seconds in any case); False if it installs synchronously."""
+        when_ready = getattr(self.dataplane, "when_ready", None)
+        if when_ready is None:
+            return False
+        done = False
+
+        def release(late: bool = False) -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            timer.cancel()
+            if late:
+                log.info("data plane slow to install a CHILD SA: answering after %.1f s anyway", INSTALL_WAIT_MAX)
+            for item in sends:
+                self.send(item)
+
+        timer = self.loop.call_later(INSTALL_WAIT_MAX, release, True)
+        if not when_ready(release):
+            timer.cancel()
+            return False
+        return True
 
     def _esp_last_in(self, spi_in: int) -> float | None:
         counters = self.dataplane.counters(spi_in)

@@ -44,3 +44,7 @@ class DataPlane(Protocol):
 
     def stop(self) -> None:
         """Remove everything this backend installed."""
+
+    def esp_supported(self, ttype: int, alg: int, bits: int) -> bool:
+        """Can this backend carry ESP with this transform (type, id, key bits)?  The
+        daemon offers only those in CHILD SA proposals (:mod:`ikegate.dataplane.algorithms`)."""

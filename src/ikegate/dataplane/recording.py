@@ -7,6 +7,7 @@ shows every CHILD SA.
 
 from __future__ import annotations
 
+from ikegate.dataplane.algorithms import userspace_esp_supported
 from ikegate.dataplane.interface import SaCounters
 from ikegate.ike.events import ChildSaInfo
 from ikegate.log import get_logger
@@ -16,10 +17,17 @@ log = get_logger("knl")
 
 class RecordingDataPlane:
     name = "none"
+    description = "none, SAs are recorded but no ESP is carried"  # for ikegate statusall
 
     def __init__(self) -> None:
         self.installed: dict[int, ChildSaInfo] = {}
         self.history: list[tuple[str, int]] = []
+
+    @staticmethod
+    def esp_supported(ttype: int, alg: int, bits: int) -> bool:
+        """Proposals as if the userspace backend ran (what a gateway without ESP would
+        negotiate if it had one), :func:`~ikegate.dataplane.algorithms.userspace_esp_supported`."""
+        return userspace_esp_supported(ttype, alg, bits)
 
     def start(self) -> None:
         log.info("data plane 'none': CHILD SAs are recorded, no packet is carried")

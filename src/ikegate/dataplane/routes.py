@@ -156,6 +156,11 @@ class Netlink:
         """Wait until every queued route change is done."""
         self._call(lambda: None)
 
+    def after_queued(self, func: Callable[[], object]) -> None:
+        """Run ``func`` on the netlink thread once every change queued so far is done
+        (without waiting here)."""
+        self._post(func, "after the queued route changes")
+
     def delete_route(self, network: str, index: int, table: int, *, wait: bool = True) -> None:
         family = socket.AF_INET6 if ":" in network else socket.AF_INET
 

@@ -8,7 +8,8 @@ and answers one JSON object per line on stdout:
 
 * ``{"op": "install", "sa": SA}`` / ``{"op": "update", "sa": SA}`` - SA as made by
   :func:`sa_to_dict` (keys in hex, selectors as CIDR strings or ``a-b`` ranges); the
-  answer to ``install`` comes once its routes are in place (the daemon does not wait);
+  answer to ``install`` comes once the workers have the SA and its routes are in place
+  (:meth:`~ikegate.dataplane.userspace.UserspaceDataPlane.when_ready`);
 * ``{"op": "remove", "spi_in": N}``;
 * ``{"op": "counters", "spi_in": N}`` -> ``{"ok": true, "counters": {...}}``;
 * ``{"op": "stats"}`` -> ``{"ok": true, "stats": {...}, "ike": N, "workers": {...}}``
@@ -137,8 +138,11 @@ async def _serve(args: argparse.Namespace) -> int:
             op = request["op"]
             if op == "install":
                 dataplane.install(sa_from_dict(request["sa"]))
-                dataplane.netlink.sync()  # the answer means ready for traffic: its routes are in
-                reply({"ok": True})
+                # the answer means ready for traffic both ways: the workers have the SA and its
+                # routes are in (what the daemon waits for before its IKE_AUTH response)
+                if not dataplane.when_ready(lambda: reply({"ok": True})):
+                    dataplane.netlink.sync()
+                    reply({"ok": True})
             elif op == "update":
                 dataplane.update(sa_from_dict(request["sa"]))
                 reply({"ok": True})

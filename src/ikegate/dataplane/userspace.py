@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import itertools
 import os
 import pickle
 import socket
@@ -58,6 +59,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ikegate.dataplane.algorithms import userspace_esp_supported
 from ikegate.dataplane.counters import CounterBoard, SlotAllocator
 from ikegate.dataplane.interface import SaCounters
 from ikegate.dataplane.routes import MAIN_TABLE, Netlink, RouteSet, path_mtu, selector_networks
@@ -158,6 +160,7 @@ class UserspaceDataPlane:
     named ``"userspace"``; see the module docstring)."""
 
     name = "userspace"
+    description = "userspace ESP over TUN"  # for ikegate statusall
 
     def __init__(
         self,
@@ -203,6 +206,14 @@ class UserspaceDataPlane:
         self.loop = None
         self._stopping = False
         self._restarts: list[float] = []
+        self._syncs: dict[int, tuple[set[str], object]] = {}  # token -> (parts still to answer, callback)
+        self._sync_ids = itertools.count(1)
+
+    @staticmethod
+    def esp_supported(ttype: int, alg: int, bits: int) -> bool:
+        """Can this backend carry ESP with this transform?  (what :mod:`ikegate.esp` implements,
+        :func:`~ikegate.dataplane.algorithms.userspace_esp_supported`)"""
+        return userspace_esp_supported(ttype, alg, bits)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "UserspaceDataPlane":
@@ -325,6 +336,31 @@ class UserspaceDataPlane:
                  info.child_unique_id, info.spi_in, info.spi_out,
                  "ESP-in-UDP" if info.udp_encap else "native ESP", spec_out.mtu,
                  ", ".join(networks) or "no route")
+
+    def when_ready(self, callback) -> bool:
+        """Call ``callback`` on the loop once the workers and the routes have applied every
+        install so far (each answers a ``sync`` queued behind them), so the daemon can
+        send the IKE_AUTH response only when its CHILD SA carries traffic both ways.
+        False (and no call) when there is nothing to wait for."""
+        if self.loop is None or not self.workers or self.netlink is None:
+            return False
+        token = next(self._sync_ids)
+        self._syncs[token] = ({*self.workers, "routes"}, callback)
+        for handle in self.workers.values():
+            handle.send(("sync", token))
+        loop = self.loop
+        self.netlink.after_queued(lambda: loop.call_soon_threadsafe(self._synced, token, "routes"))
+        return True
+
+    def _synced(self, token: int, part: str) -> None:
+        entry = self._syncs.get(token)
+        if entry is None:
+            return
+        waiting, callback = entry
+        waiting.discard(part)
+        if not waiting:
+            del self._syncs[token]
+            callback()
 
     def update(self, info: ChildSaInfo) -> None:
         """New outer addresses/ports or encapsulation (MOBIKE, NAT): keys, sequence numbers
@@ -495,6 +531,8 @@ class UserspaceDataPlane:
                     mover(spi_in, Endpoint(*src))
             elif kind == "log":
                 log.log(message[1], "%s", message[2])
+            elif kind == "synced":
+                self._synced(message[1], handle.role)
 
     def _worker_died(self, handle: _WorkerHandle) -> None:
         """A worker exited on its own (a bug, the OOM killer, kill -9): start another one

@@ -79,11 +79,14 @@ __all__ = ["MESSAGES", "DuplexWorker", "InboundWorker", "OutboundWorker", "main"
 
 #: Daemon -> worker: ``("install", SaSpec)``, ``("update", SaSpec)``, ``("remove",
 #: spi_in)``, ``("config", dict)``, ``("esp", datagram)`` (inbound: ESP the daemon read
-#: itself), ``("stop",)``; to a worker doing both directions, ``("for", "in"|"out",
-#: message)`` says which half a direction-specific message is for.
+#: itself), ``("sync", token)`` (answered once every earlier message is applied),
+#: ``("stop",)``; to a worker doing both directions, ``("for", "in"|"out", message)`` says
+#: which half a direction-specific message is for.
 #: Worker -> daemon: ``("ready", role, pid)``, ``("ike", data, (src host, port), (dst host,
-#: port))`` (inbound: an IKE datagram, non-ESP marker removed), ``("log", level, text)``.
-MESSAGES = ("install", "update", "remove", "config", "esp", "stop", "for", "ready", "ike", "log", "moved")
+#: port))`` (inbound: an IKE datagram, non-ESP marker removed), ``("log", level, text)``,
+#: ``("synced", token)``.
+MESSAGES = ("install", "update", "remove", "config", "esp", "sync", "stop", "for", "ready", "ike", "log",
+            "moved", "synced")
 
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
 NAT_KEEPALIVE = b"\xff"
@@ -187,6 +190,8 @@ class _Worker:
                 self.gso = False
         elif kind == "esp":
             self.inject(message[1])
+        elif kind == "sync":
+            self.tell(("synced", message[1]))
         elif kind == "stop":
             self.stop()
 
@@ -727,6 +732,9 @@ class DuplexWorker(_Worker):
     def handle(self, message: tuple) -> None:
         if message[0] == "for":  # ("for", "in"|"out", message): one direction's message
             (self.inbound if message[1] == "in" else self.outbound).handle(message[2])
+            return
+        if message[0] == "sync":  # one answer for both halves
+            self.tell(("synced", message[1]))
             return
         self.inbound.handle(message)
         self.outbound.handle(message)

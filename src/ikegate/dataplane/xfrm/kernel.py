@@ -17,11 +17,13 @@ kernel speed and ikegate only installs state, as strongSwan's kernel-netlink plu
   template naming the SA's outer addresses and reqid.  A policy is shared by the SAs that
   need it (a rekeyed SA and its successor) and deleted with the last one;
   ``XFRM_MSG_UPDPOLICY`` installs and replaces.
-* **Tag**: the kernel reqid of every SA and template is ``0x49470000 | (reqid & 0xffff)``
-  (:func:`kernel_reqid`; "IG" in the high half), so that :meth:`KernelDataPlane.start`
-  finds and deletes what a crashed earlier run left (``ip xfrm state`` shows such a reqid
-  as 1229389824 + the engine's reqid).  The engine's reqids are small counters; two SAs
-  65536 reqids apart would share a kernel reqid, which only matters if both are alive.
+* **Tag**: the kernel reqid of every SA and template is in ``0x49470000-0x4947ffff``
+  ("IG" in the high half, :func:`is_tagged`), so that :meth:`KernelDataPlane.start`
+  finds and deletes what a crashed earlier run left.  The engine's reqids are mapped by
+  a table (:class:`~.reqids.ReqidTable`): usually ``0x49470000 | (reqid & 0xffff)``
+  (:func:`kernel_reqid`; ``ip xfrm state`` shows 1229389824 + the engine's reqid), another
+  free one when that is taken by a live SA 65536 reqids apart, freed when no SA uses it;
+  with all 65536 in use a new CHILD SA is refused (logged as an error).
 * **MOBIKE / NAT changes** (:meth:`KernelDataPlane.update`): the SAs are read back
   (replay state, counters), deleted and added again with the new addresses and
   encapsulation and the same sequence numbers; the policy templates are replaced.
@@ -58,8 +60,10 @@ import ipaddress
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ikegate.crypto.transforms import is_supported as engine_supported
+from ikegate.dataplane.algorithms import common_esp_supported
 from ikegate.dataplane.interface import SaCounters
 from ikegate.dataplane.routes import selector_networks
 from ikegate.dataplane.xfrm import messages as xm
@@ -67,13 +71,14 @@ from ikegate.dataplane.xfrm.messages import (AlgoAead, AlgoAuth, AlgoCrypt, Enca
                                               NetlinkError, ReplayEsn, ReplayState, Selector, Templates,
                                               UserPolicyId, UserPolicyInfo, UserSaId, UserSaInfo, UserTmpl)
 from ikegate.dataplane.xfrm.netlink import NETLINK_XFRM, NetlinkSocket
+from ikegate.dataplane.xfrm.reqids import ReqidsExhausted, ReqidTable
 from ikegate.dataplane.xfrm.routes import DEFAULT_PRIORITY, DEFAULT_TABLE, VirtualIpRoutes
 from ikegate.ike.events import ChildSaInfo, Endpoint
 from ikegate.log import get_logger
-from ikegate.wire.constants import EncrId, IntegId, ProtocolId
+from ikegate.wire.constants import EncrId, IntegId, ProtocolId, TransformType
 
 __all__ = ["KernelDataPlane", "KernelDataPlaneError", "REQID_TAG", "add_arguments", "is_tagged",
-           "kernel_esp_available", "kernel_reqid"]
+           "kernel_esp_available", "kernel_esp_supported", "kernel_reqid"]
 
 log = get_logger("knl")
 
@@ -113,12 +118,28 @@ INTEG_NAMES = {
 }
 
 
+def kernel_esp_supported(ttype: int, alg: int, bits: int) -> bool:
+    """What the kernel data plane can carry, for CHILD SA proposals: the ciphers and
+    integrity algorithms this module maps to kernel names (:data:`AEAD_NAMES`,
+    :data:`CIPHER_NAMES`, :data:`INTEG_NAMES`) for which the engine also derives keys
+    (with a key length it accepts; e.g. AES-XCBC-96, which userspace ESP lacks, but not
+    ENCR_NULL, which the engine does not key), plus key exchange methods and ESN as for
+    every backend (:func:`~ikegate.dataplane.algorithms.common_esp_supported`)."""
+    common = common_esp_supported(ttype, alg)
+    if common is not None:
+        return common
+    if ttype == TransformType.ENCR:
+        return (alg in AEAD_NAMES or alg in CIPHER_NAMES) and engine_supported(ttype, alg, bits)
+    return alg in INTEG_NAMES and engine_supported(ttype, alg, bits)
+
+
 class KernelDataPlaneError(RuntimeError):
     """The kernel data plane cannot start or cannot install an SA."""
 
 
 def kernel_reqid(reqid: int) -> int:
-    """The reqid ikegate gives the kernel for the engine's ``reqid`` (tagged, see module doc)."""
+    """The kernel reqid ikegate prefers for the engine's ``reqid`` (tagged, see module doc;
+    the one it uses is :class:`~.reqids.ReqidTable`'s)."""
     return REQID_TAG | (reqid & 0xFFFF)
 
 
@@ -230,7 +251,7 @@ class _Policy:
 
 @dataclass
 class _Installed:
-    info: ChildSaInfo
+    info: ChildSaInfo  # a copy: the engine changes its ChildSaInfo in place when the peer moves
     policies: list[tuple] = field(default_factory=list)
     offset: SaCounters = field(default_factory=SaCounters)  # counted by SAs an update replaced
 
@@ -240,6 +261,7 @@ class KernelDataPlane:
     ``"kernel"``; see the module docstring)."""
 
     name = "kernel"
+    description = "kernel XFRM"  # for ikegate statusall
 
     def __init__(self, *, replay_window: int = DEFAULT_REPLAY_WINDOW, route_table: int = DEFAULT_TABLE,
                  route_rule_priority: int = DEFAULT_PRIORITY, routes: bool = True) -> None:
@@ -253,7 +275,13 @@ class KernelDataPlane:
         self.mapping_sock: NetlinkSocket | None = None
         self.installed: dict[int, _Installed] = {}
         self.policies: dict[tuple, _Policy] = {}
+        self.reqids = ReqidTable(REQID_TAG)
         self.daemon = None
+
+    @staticmethod
+    def esp_supported(ttype: int, alg: int, bits: int) -> bool:
+        """Can this backend carry ESP with this transform?  (:func:`kernel_esp_supported`)"""
+        return kernel_esp_supported(ttype, alg, bits)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, replay_window: int = DEFAULT_REPLAY_WINDOW) -> "KernelDataPlane":
@@ -344,6 +372,7 @@ class KernelDataPlane:
         self.sock = None
         self.installed.clear()
         self.policies.clear()
+        self.reqids.clear()
 
     def sweep(self) -> tuple[int, int]:
         """Delete every SA and policy carrying ikegate's reqid tag; (SAs, policies) deleted."""
@@ -385,14 +414,23 @@ class KernelDataPlane:
     def _install(self, info: ChildSaInfo) -> None:
         if info.spi_in in self.installed:
             self.remove(self.installed[info.spi_in].info)
-        sa_in, sa_out = self._sa_messages(info)
-        self._add_sa(sa_in)
         try:
-            self._add_sa(sa_out)
-        except (OSError, KernelDataPlaneError):
-            self._delete_sa(self._sa_id(info, inbound=True))
+            self.reqids.acquire(info.reqid, info.spi_in)
+        except ReqidsExhausted as exc:
+            log.error("refusing CHILD SA %s{%d}: %s", info.conn, info.child_unique_id, exc)
+            raise KernelDataPlaneError(str(exc)) from None
+        try:
+            sa_in, sa_out = self._sa_messages(info)
+            self._add_sa(sa_in)
+            try:
+                self._add_sa(sa_out)
+            except (OSError, KernelDataPlaneError):
+                self._delete_sa(self._sa_id(info, inbound=True))
+                raise
+        except BaseException:
+            self.reqids.release(info.spi_in)
             raise
-        installed = _Installed(info)
+        installed = _Installed(replace(info))
         self.installed[info.spi_in] = installed
         self._install_policies(installed)
         routed = []
@@ -401,7 +439,7 @@ class KernelDataPlane:
             routed = self.routes.add(info.spi_in, prefixes, info.remote.host, info.local.host)
         log.info("installed CHILD SA %s{%d} in the kernel: %08x_i %08x_o (%s, reqid %d), %d policies, routes: %s",
                  info.conn, info.child_unique_id, info.spi_in, info.spi_out,
-                 "ESP-in-UDP" if info.udp_encap else "native ESP", kernel_reqid(info.reqid),
+                 "ESP-in-UDP" if info.udp_encap else "native ESP", self._reqid(info),
                  len(installed.policies), ", ".join(routed) or "none")
 
     def update(self, info: ChildSaInfo) -> None:
@@ -435,7 +473,7 @@ class KernelDataPlane:
             offset.dropped += before.dropped
             offset.last_in = before.last_in or offset.last_in
             offset.last_out = before.last_out or offset.last_out
-        installed.info = info
+        installed.info = replace(info)
         self._release_policies(installed)
         self._install_policies(installed)
         if self.routes is not None:
@@ -454,8 +492,15 @@ class KernelDataPlane:
         self._release_policies(installed)
         self._delete_sa(self._sa_id(current, inbound=True))
         self._delete_sa(self._sa_id(current, inbound=False))
+        self.reqids.release(current.spi_in)
         if self.routes is not None:
             self.routes.release(info.spi_in)
+
+    def stats(self) -> dict[str, int]:
+        """What ikegate has installed in the kernel now (for ``ikegate statusall``): SAs
+        (two per CHILD SA), policies, kernel reqids in use and routes to virtual IPs."""
+        return {"sas": 2 * len(self.installed), "policies": len(self.policies), "reqids": len(self.reqids),
+                "routes": len(self.routes.users) if self.routes is not None else 0}
 
     def counters(self, spi_in: int) -> SaCounters | None:
         """Traffic of the SA pair with this inbound SPI, read from the kernel now."""
@@ -473,6 +518,13 @@ class KernelDataPlane:
                           dropped=now.dropped + offset.dropped)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _reqid(self, info: ChildSaInfo) -> int:
+        """The kernel reqid of the SA pair (acquired in :meth:`_install`)."""
+        reqid = self.reqids.get(info.reqid)
+        if reqid is None:
+            raise KernelDataPlaneError(f"no kernel reqid for reqid {info.reqid}")
+        return reqid
 
     def _sa_id(self, info: ChildSaInfo, *, inbound: bool) -> UserSaId:
         host = info.local.host if inbound else info.remote.host
@@ -503,7 +555,7 @@ class KernelDataPlane:
             attrs.append(EncapTmpl(src.port, dst.port))
         body = UserSaInfo(daddr=dst.host, saddr=src.host, family=family,
                           spi=info.spi_in if inbound else info.spi_out, proto=_xfrm_proto(info),
-                          reqid=kernel_reqid(info.reqid), mode=xm.XFRM_MODE_TUNNEL,
+                          reqid=self._reqid(info), mode=xm.XFRM_MODE_TUNNEL,
                           replay_window=window if legacy else 0, flags=flags)
         return Message(xm.XFRM_MSG_NEWSA, body, attrs)
 
@@ -582,7 +634,7 @@ class KernelDataPlane:
 
     def _templates(self, info: ChildSaInfo, inbound: bool) -> UserTmpl:
         src, dst = (info.remote, info.local) if inbound else (info.local, info.remote)
-        return UserTmpl(daddr=dst.host, saddr=src.host, family=_family(dst.host), reqid=kernel_reqid(info.reqid),
+        return UserTmpl(daddr=dst.host, saddr=src.host, family=_family(dst.host), reqid=self._reqid(info),
                         proto=_xfrm_proto(info))
 
     def _install_policies(self, installed: _Installed) -> None:
