@@ -415,3 +415,104 @@ def test_conns_that_do_not_serve_are_not_checked(layout):
     findings = diagnose(layout.directory)
     assert "eap-identity-missing" not in codes(findings)
     assert "ike-modp1024" not in codes(findings)
+
+
+# --------------------------------------------------------------------------------------
+# RADIUS (eap-radius in strongswan.conf)
+
+RADIUS_SERVER = """charon {
+    plugins {
+        eap-radius {
+            servers {
+                primary {
+                    address = 127.0.0.1
+                    secret = testing123
+                }
+            }
+%s
+        }
+    }
+}
+"""
+
+
+def write_strongswan_conf(layout, text: str) -> None:
+    (layout.directory / "strongswan.conf").write_text(text)
+
+
+def test_radius_setup_that_works_is_silent(layout):
+    set_option(layout, "rightauth", "eap-radius")
+    set_option(layout, "rightsourceip", "%radius")
+    write_strongswan_conf(layout, RADIUS_SERVER % "accounting = yes\ndae {\nenable = yes\nsecret = daesecret\n}")
+    findings = diagnose(layout.directory, server_name=SERVER_NAME)
+    assert [c for c in codes(findings) if c.startswith("radius")] == []
+
+
+def test_eap_radius_without_a_server_is_an_error(layout):
+    set_option(layout, "rightauth", "eap-radius")
+    finding = only(diagnose(layout.directory), "radius-no-server")
+    assert finding.level == "error"
+    assert finding.where == f"ipsec.conf:{line_of(layout, 'rightauth')}"
+    assert "conn 'myvpn': rightauth=eap-radius but no usable RADIUS server" in finding.message
+    assert "every login will fail" in finding.message
+    assert "servers { <name> { address = ...  secret = ... } }" in finding.fix
+    status, out = run_doctor(layout.directory)
+    assert status == 1 and "error [radius-no-server]" in out
+
+
+def test_radius_server_without_secret(layout):
+    set_option(layout, "rightauth", "eap-radius")
+    write_strongswan_conf(layout, RADIUS_SERVER.replace("secret = testing123", "") % "")
+    findings = diagnose(layout.directory)
+    finding = only(findings, "radius-server-no-secret")
+    assert finding.level == "warning" and finding.where == "strongswan.conf"
+    assert finding.message == "the RADIUS server 'primary' has no secret: it is skipped"
+    assert finding.fix.startswith("add secret = ... to charon.plugins.eap-radius.servers.primary")
+    # its only server skipped: the conn has none
+    assert only(findings, "radius-no-server").level == "error"
+
+
+def test_legacy_radius_server_without_secret(layout):
+    write_strongswan_conf(layout, "charon {\nplugins {\neap-radius {\nserver = 192.0.2.9\n}\n}\n}\n")
+    finding = only(diagnose(layout.directory), "radius-server-no-secret")
+    assert "192.0.2.9 (charon.plugins.eap-radius.server) has no secret" in finding.message
+
+
+def test_radius_pool_without_eap_radius(layout):
+    set_option(layout, "rightsourceip", "%radius")
+    write_strongswan_conf(layout, RADIUS_SERVER % "")
+    finding = only(diagnose(layout.directory), "radius-pool-without-radius")
+    assert finding.level == "warning"
+    assert finding.where == f"ipsec.conf:{line_of(layout, 'rightsourceip')}"
+    assert "rightsourceip=%radius but rightauth=eap-mschapv2 does not authenticate through RADIUS" \
+        in finding.message
+
+
+def test_dae_enabled_without_secret(layout):
+    write_strongswan_conf(layout, RADIUS_SERVER % "dae {\nenable = yes\n}")
+    finding = only(diagnose(layout.directory), "radius-dae-no-secret")
+    assert finding.level == "warning" and finding.where == "strongswan.conf"
+    assert "dynamic authorisation is disabled" in finding.message
+
+
+def test_accounting_without_a_server(layout):
+    write_strongswan_conf(layout, "charon {\nplugins {\neap-radius {\naccounting = yes\n}\n}\n}\n")
+    finding = only(diagnose(layout.directory), "radius-accounting-no-server")
+    assert finding.level == "warning" and finding.where == "strongswan.conf"
+    assert finding.fix == "add a server to charon.plugins.eap-radius.servers, or set accounting = no"
+
+
+def test_radius_findings_never_show_the_secret(layout):
+    set_option(layout, "rightsourceip", "%radius")
+    write_strongswan_conf(layout, RADIUS_SERVER % "dae {\nenable = yes\n}")
+    status, out = run_doctor(layout.directory, "--json")
+    assert "radius-pool-without-radius" in out and "testing123" not in out
+
+
+def test_radius_pool_without_accounting_is_a_note(layout):
+    set_option(layout, "rightauth", "eap-radius")
+    set_option(layout, "rightsourceip", "%radius")
+    write_strongswan_conf(layout, RADIUS_SERVER % "")
+    finding = only(diagnose(layout.directory), "radius-pool-without-accounting")
+    assert finding.level == "note" and "sqlippool" in finding.message
+    assert finding.where == f"ipsec.conf:{line_of(layout, 'rightsourceip')}"

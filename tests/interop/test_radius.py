@@ -18,6 +18,7 @@ gateways sharing FreeRADIUS's sqlippool (b), accounting byte counts against know
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 import time
@@ -448,6 +449,21 @@ def test_failover_to_the_next_server(world, seed_setup, tmp_path, ikegate_gatewa
     assert ok, out
     assert "Access-Request to server 'dead'" not in gateway.log_text()[mark:]
     assert second_took < first_took, (first_took, second_took)
+    # ikegate statusall / status: 'dead' held down since the first login, for accounting too
+    # (one reachability per server, as strongSwan: no accounting request went to it);
+    # each SA names the server that accepted it and its Acct-Session-Id
+    from .test_control import ctl, ctl_json
+
+    servers = {s["name"]: s for s in ctl_json(gateway, "statusall")["radius"]["servers"]}
+    assert servers["dead"]["reachable"] is False and servers["dead"]["auth"]["timeouts"] == 1, servers
+    assert servers["dead"]["acct"]["requests"] == 0, servers
+    assert servers["freeradius"]["reachable"] is True and servers["freeradius"]["acct"]["answers"] >= 2, servers
+    sas = gateway.status()["sas"]
+    assert [sa["radius"]["server"] for sa in sas] == ["freeradius", "freeradius"], sas
+    assert len({sa["radius"]["session_id"] for sa in sas}) == 2
+    text = ctl(gateway, "statusall")[1]
+    assert re.search(r"dead: \S+ auth port \d+, acct port \d+, preference 10: not responding, tried last since ",
+                     text), text
     for client in (first, second):
         client.terminate()
     assert _wait_pool_empty(world) == {}

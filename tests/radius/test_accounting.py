@@ -163,3 +163,28 @@ def test_station_id_without_port_and_ipv6_nas():
     assert ipaddress.ip_address(p.get(Attr.NAS_IPV6_ADDRESS)) == ipaddress.ip_address("2001:db8::1")
     assert p.get(Attr.NAS_IP_ADDRESS) is None
     assert p.get_str(Attr.USER_NAME) == "dave"  # no EAP: the IKE identity
+
+
+def test_configure_on_reload_moves_running_sessions_to_the_new_interval():
+    from ikegate.radius.settings import RadiusSettings
+
+    acct = Accounting(Counters(), interval=0, session_prefix=1700000000)
+    acct.event(up(1), 10.0)
+    acct.event(ChildSaUp(child(1, 1, 0xC0000001)), 10.0)  # Start, no Interim-Updates
+    acct.event(up(2, interim_interval=300), 10.0)  # the Access-Accept's interval wins
+    acct.event(ChildSaUp(child(2, 2, 0xC0000011)), 10.0)
+    assert acct.next_timer() == 310.0
+    acct.configure(RadiusSettings(accounting=True, accounting_interval=30), 100.0)
+    assert acct.sessions[1].next_interim == 100.0  # last update (10 s) + 30 s is past: at once
+    assert acct.sessions[2].next_interim == 310.0
+    interim, = acct.tick(100.0)
+    assert interim.status == AcctStatusType.INTERIM_UPDATE and interim.session_id == "1700000000-1"
+    assert acct.next_timer() == 130.0
+    acct.configure(RadiusSettings(accounting=True, accounting_interval=0), 110.0)
+    assert acct.sessions[1].next_interim is None
+    # accounting turned off: running sessions go on to their Stop, new IKE SAs are not accounted
+    acct.new_sessions = False
+    acct.event(up(3), 120.0)
+    assert acct.event(ChildSaUp(child(3, 3, 0xC0000021)), 120.0) == []
+    stop, = acct.event(IkeSaDown(1, "rw", "deleted by peer"), 130.0)
+    assert stop.status == AcctStatusType.STOP and stop.session_id == "1700000000-1"

@@ -158,3 +158,52 @@ def test_ipv6_server_endpoint_is_normalised():
 
 def test_secret_not_in_repr():
     assert "secret-a" not in repr(A)
+
+
+def test_reconfigure_keeps_requests_in_flight_and_held_down_servers():
+    client = RadiusClient([A, B], tries=0, timeout=1.0)
+    to_b, = client.request(access_request(), 0.0, context="first")  # B: higher preference
+    assert to_b.server.host == "192.0.2.2"
+    to_a, = [e for _, e in drive(client, 1.0) if isinstance(e, RadiusSend)]  # B silent: on to A
+    assert to_a.server.host == "192.0.2.1"
+    status = {s["name"]: s for s in client.server_status(1.0)}
+    assert status["b"]["reachable"] is False and status["b"]["down_since"] == 1.0
+    assert status["b"]["timeouts"] == 1 and status["a"]["pending"] == 1 and status["a"]["reachable"]
+    # a reload: B configured again (a new object, same settings), C added, A removed
+    b_again = RadiusServer("b", "192.0.2.2", b"secret-b", preference=10)
+    c = RadiusServer("c", "192.0.2.3", b"secret-c", preference=5)
+    client.reconfigure([b_again, c], tries=0, timeout=1.0)
+    to_c, = client.request(access_request("bob"), 1.5, context="second")
+    assert to_c.server.host == "192.0.2.3"  # B is still held down
+    # the request in flight at A (no longer configured) is still answered and delivered
+    delivered, = client.receive(answer(to_a, b"secret-a"), to_a.server, 1.6)
+    assert isinstance(delivered, RadiusAnswer) and delivered.context == "first"
+    status = client.server_status(1.6)
+    assert [s["name"] for s in status] == ["b", "c"]
+    assert status[1]["requests"] == 1 and status[1]["pending"] == 1 and client.pending() == 1
+
+
+def test_authentication_and_accounting_share_reachability():
+    """strongSwan keeps one reachable flag per server config (radius_config.c put_socket),
+    whatever the request: a server that failed Access-Requests is tried last for
+    Accounting-Requests too."""
+    from ikegate.radius.settings import RadiusSettings
+
+    settings = RadiusSettings(servers=(A, B), tries=0, timeout=1.0)
+    auth, acct = settings.client(), settings.client()
+    assert auth is not acct and auth.reachability is acct.reachability
+    to_b, = auth.request(access_request(), 0.0, context="auth")
+    assert to_b.server.host == "192.0.2.2"
+    drive(auth, 1.0)  # B silent: held down for both
+    start = Packet(Code.ACCOUNTING_REQUEST)
+    start.add(Attr.ACCT_STATUS_TYPE, 1)
+    first, = acct.request(start, 2.0, kind="acct", context="acct")
+    assert first.server == Endpoint("192.0.2.1", 1813)  # A, although B is preferred
+    assert [s["reachable"] for s in acct.server_status(2.0)] == [True, False]
+    # B answers an accounting request later: reachable again for authentication too
+    assert auth.reachability.until  # B's outage is still on record
+    to_b2, = acct.request(start, 70.0, kind="acct", context="acct2")  # the hold is over
+    assert to_b2.server.host == "192.0.2.2"
+    response = Packet(Code.ACCOUNTING_RESPONSE)
+    acct.receive(encode_response(response, verify_request(to_b2.data, b"secret-b"), b"secret-b"), to_b2.server, 70.1)
+    assert auth.reachability.until == {} and all(s["reachable"] for s in auth.server_status(70.1))

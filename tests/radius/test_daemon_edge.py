@@ -150,3 +150,103 @@ def test_unanswered_accounting_start_deletes_the_sa(make_network, tmp_path):  # 
         daemon.radius.close()
 
     asyncio.run(scenario())
+
+
+def _load_conf(tmp_path, text: str):
+    from ikegate.config.strongswan_conf import load_strongswan_conf
+
+    path = tmp_path / "strongswan.conf"
+    path.write_text(text)
+    return load_strongswan_conf(path)
+
+
+def _eap_radius_conf(freeradius, *, nas: str, interval: int, dae: str) -> str:
+    """strongswan.conf text (one setting per line) for the module's FreeRADIUS."""
+    return f"""charon {{
+    plugins {{
+        eap-radius {{
+            accounting = yes
+            accounting_interval = {interval}
+            servers {{
+                freeradius {{
+                    address = 127.0.0.1
+                    secret = {SECRET}
+                    auth_port = {freeradius["auth"]}
+                    acct_port = {freeradius["acct"]}
+                    nas_identifier = {nas}
+                }}
+            }}
+            dae {{
+{dae}
+            }}
+        }}
+    }}
+}}
+"""
+
+
+def test_reload_applies_accounting_and_dae(freeradius, make_network, tmp_path):  # noqa: F811
+    """``ikegate reload`` (Daemon._reload_radius with a new strongswan.conf): the running
+    session keeps its Acct-Session-Id and gets Interim-Updates at the new interval, through
+    the new server settings (NAS-Identifier); the DAE listener moves to the new port with
+    the new secret (the old port is closed); a listen address this host does not have
+    keeps the listener where it was; DAE disabled closes it."""
+    port1, port2 = _free_port(), _free_port()
+    before = _eap_radius_conf(freeradius, nas="reload-before", interval=0,
+                              dae=f"enable = yes\nlisten = 127.0.0.1\nport = {port1}\nsecret = dae-one")
+    after = _eap_radius_conf(freeradius, nas="reload-after", interval=1,
+                             dae=f"enable = yes\nlisten = 127.0.0.1\nport = {port2}\nsecret = dae-two")
+    elsewhere = after.replace("listen = 127.0.0.1", "listen = 192.0.2.77")
+    disabled = after.replace("enable = yes", "enable = no")
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        net = make_network()
+        net.now = loop.time()
+        daemon = Daemon(net.runtime, run_dir=tmp_path / "run", dataplane=RecordingDataPlane())
+        daemon.loop, daemon.gateway = loop, net.gateway
+        daemon.radius_settings = RadiusSettings.from_strongswan_conf(_load_conf(tmp_path, before))
+        daemon._open_radius()
+        client = net.client(WINDOWS10, user="user1")
+        assert net.connect(client) is not None
+        daemon.process(net.events)  # accounting Start (no Interim-Updates: interval 0)
+        net.events.clear()
+        edge = daemon.radius
+        session = edge.accounting.session_of(net.sa_of(client).unique_id)
+        await asyncio.sleep(0.3)
+        assert edge.accounting.next_timer() is None
+
+        daemon._reload_radius(_load_conf(tmp_path, after))
+        assert daemon.radius is edge and edge.dae_bound == ("127.0.0.1", port2)
+        assert edge.accounting.session_of(net.sa_of(client).unique_id) == session
+        await asyncio.sleep(1.6)  # at least one Interim-Update at the new interval
+        out = await loop.run_in_executor(None, radclient, port1, "disconnect", 'User-Name = "nobody"\n',
+                                         "dae-one")
+        assert "Received" not in out, out  # the old listener is gone
+        out = await loop.run_in_executor(None, radclient, port2, "disconnect", 'User-Name = "nobody"\n',
+                                         "dae-one")
+        assert "Received" not in out, out  # the old secret no longer works
+        out = await loop.run_in_executor(None, radclient, port2, "disconnect", 'User-Name = "nobody"\n',
+                                         "dae-two")
+        assert "Received Disconnect-NAK" in out, out
+
+        daemon._reload_radius(_load_conf(tmp_path, elsewhere))  # 192.0.2.77 is not ours: bind fails
+        assert edge.dae_bound == ("127.0.0.1", port2) and edge.dae is not None
+        daemon._reload_radius(_load_conf(tmp_path, disabled))
+        assert edge.dae_socket is None and edge.dae is None
+        out = await loop.run_in_executor(None, radclient, port2, "disconnect", 'User-Name = "user1"\n',
+                                         "dae-two")
+        assert "Received" not in out, out
+        assert net.sa_of(client).state == ESTABLISHED
+        daemon.process(net.gateway.kill([net.sa_of(client)], "test over", loop.time()))  # the Stop
+        await edge.drain()
+        edge.close()
+        return session
+
+    session = asyncio.run(scenario())
+    records = [r for r in _records((freeradius["work"] / "detail").read_text())
+               if r.get("Acct-Session-Id") == session]
+    kinds = [r.get("Acct-Status-Type") for r in records]
+    assert kinds[0] == "Start" and kinds[-1] == "Stop" and "Interim-Update" in kinds, kinds
+    assert records[0]["NAS-Identifier"] == "reload-before"
+    assert {r["NAS-Identifier"] for r in records[1:]} == {"reload-after"}

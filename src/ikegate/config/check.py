@@ -4,7 +4,8 @@ Prints the effective configuration (config setup; every conn with its ends,
 authentication, identities, certificate, traffic selectors, pools, DNS servers, DPD,
 rekeying, fragmentation and the expanded proposals in strongSwan's names; the secrets
 as user names and types only -- never a secret value; the strongswan.conf settings the
-gateway uses), then the warnings and errors as ``path:line:column: severity: message``.
+gateway uses), then the warnings and errors as ``path:line:column: severity: message``
+(including the eap-radius settings that cannot work, the doctor's RADIUS checks).
 
 Exit status: 0 when there is no error (warnings allowed), 1 when there is any error
 (a dropped conn, a malformed secrets line, a key that does not load, a rejected
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
             print_diagnostics(exc.diagnostics, err)
             print(f"configuration in {args.confdir} rejected", file=err)
             return 1
+        add_radius_diagnostics(config, diagnostics)
         print_config(config, out)
         print_diagnostics(diagnostics, err)
         return 1 if diagnostics.has_errors else 0
@@ -49,6 +51,22 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the promise is: a message, never a traceback
         print(f"ikegate config check: internal error: {type(exc).__name__}: {exc}", file=err)
         return 2
+
+
+def add_radius_diagnostics(config: Config, diagnostics: Diagnostics) -> None:
+    """The doctor's eap-radius checks as errors/warnings (``rightauth=eap-radius`` without
+    a server is an error: every login fails), each message ending with its fix."""
+    from ikegate.config.doctor import ERROR, NOTE, build_context, check_radius_servers, check_radius_use
+
+    ctx = build_context(config)
+    for finding in (*check_radius_servers(ctx), *check_radius_use(ctx)):
+        if finding.level == NOTE:  # notes are the doctor's
+            continue
+        place, _, line = finding.where.rpartition(":")
+        if not line.isdigit():
+            place, line = finding.where, "0"
+        add = diagnostics.error if finding.level == ERROR else diagnostics.warning
+        add(str(config.confdir / place), int(line), 0, f"{finding.message} (fix: {finding.fix})", finding.code)
 
 
 def print_diagnostics(diagnostics: Diagnostics, stream: TextIO) -> None:

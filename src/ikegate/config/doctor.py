@@ -12,12 +12,16 @@ Apple reject (no serverAuth, the server name not a DNS subjectAltName, a wildcar
 expiry), 3DES in ``ike=`` (Windows proposes it first and the client's first acceptable
 proposal wins), modp1024 (Logjam, but Windows' default: a note), ``forceencaps=yes``
 with IPv6, an ``esp=`` that Windows 7 cannot match, a pool smaller than the user list,
-secrets readable by others, no EAP-Identity round for Windows clients.
+secrets readable by others, no EAP-Identity round for Windows clients, eap-radius
+settings that cannot work (``rightauth=eap-radius`` without a server, a server without a
+secret, ``rightsourceip=%radius`` without eap-radius, DAE without a secret, accounting
+without a server).
 
 Every check is a small function ``check(context) -> iterable of Finding``; a
 :class:`Finding` has a level (``error``: the configuration does not load or a conn was
-dropped; ``warning``: clients will fail or security suffers; ``note``: worth knowing, no
-action needed), a code, a message, a one-line fix and where (``ipsec.conf:12``).
+dropped, or no client of a conn can ever log in; ``warning``: clients will fail or
+security suffers; ``note``: worth knowing, no action needed), a code, a message, a
+one-line fix and where (``ipsec.conf:12``).
 Findings print one per line, then a summary; ``--json`` prints them as a JSON list only.
 
 Exit status: 0 when there is no warning (notes allowed), 1 when there is a warning or an
@@ -714,6 +718,114 @@ def check_secrets_permissions(ctx: Context) -> Iterator[Finding]:
                 ctx.rel(path))
 
 
+# --------------------------------------------------------------------------------------
+# RADIUS (eap-radius in strongswan.conf)
+
+_RADIUS = "charon.plugins.eap-radius"
+_RADIUS_FILE = "strongswan.conf"
+
+
+def _radius_conns(ctx: Context) -> list[Conn]:
+    """The serving conns that authenticate their clients through RADIUS."""
+    return [conn for conn in ctx.config.loaded_conns
+            if any(a is not None and a.radius for a in (conn.remote.auth, conn.remote.auth2))]
+
+
+def _radius_servers(ctx: Context):
+    """The eap-radius servers the gateway would use (host names are not resolved here)."""
+    from ikegate.radius.settings import RadiusSettings
+
+    return RadiusSettings.from_strongswan_conf(ctx.config.settings, resolve=lambda address: address)
+
+
+def check_radius_servers(ctx: Context) -> Iterator[Finding]:
+    """eap-radius servers strongSwan skips: a ``servers { name { } }`` section without
+    ``secret`` or ``address``, a legacy ``server`` without ``secret``."""
+    conf = ctx.config.settings
+    if conf is None:
+        return
+    legacy = conf.get_str(f"{_RADIUS}.server")
+    if legacy:
+        if not conf.get_str(f"{_RADIUS}.secret"):
+            yield Finding(
+                WARNING, "radius-server-no-secret",
+                f"the RADIUS server {legacy} (charon.plugins.eap-radius.server) has no secret: it is not used",
+                "add secret = <the shared secret of this NAS in the RADIUS server's clients.conf> to "
+                "charon.plugins.eap-radius",
+                _RADIUS_FILE)
+        return
+    for name in conf.subsections(f"{_RADIUS}.servers"):
+        key = f"{_RADIUS}.servers.{name}"
+        missing = [what for what in ("address", "secret") if not conf.get_str(f"{key}.{what}")]
+        if not missing:
+            continue
+        yield Finding(
+            WARNING, f"radius-server-no-{missing[-1]}",
+            f"the RADIUS server '{name}' has no {' and no '.join(missing)}: it is skipped",
+            f"add {' and '.join(f'{m} = ...' for m in missing)} to {key}"
+            + (" (the shared secret of this NAS in the RADIUS server's clients.conf)" if "secret" in missing else ""),
+            _RADIUS_FILE)
+
+
+def check_radius_use(ctx: Context) -> Iterator[Finding]:
+    """eap-radius settings that cannot work together: ``rightauth=eap-radius`` without a
+    server (every login fails), ``rightsourceip=%radius`` without eap-radius (nobody gets
+    an address), DAE enabled without a secret (strongSwan disables it), accounting
+    without a server (no record is ever sent)."""
+    if ctx.config.settings is None:
+        return
+    radius = _radius_servers(ctx)
+    for conn in _radius_conns(ctx):
+        if radius.servers:
+            continue
+        side = conn.remote.side
+        yield Finding(
+            ERROR, "radius-no-server",
+            f"{_conn_label(conn)}: {side}auth=eap-radius but no usable RADIUS server in strongswan.conf "
+            "(charon.plugins.eap-radius.servers): every login will fail",
+            "add charon.plugins.eap-radius { servers { <name> { address = ...  secret = ... } } } "
+            "to strongswan.conf",
+            ctx.where(conn, f"{side}auth", f"{side}auth2"))
+    radius_conn_names = {conn.name for conn in _radius_conns(ctx)}
+    for conn in ctx.config.loaded_conns:
+        if conn.name in radius_conn_names:
+            continue
+        if any(pool.kind == "named" and pool.name.lower() == "radius" for pool in conn.pools):
+            side = conn.remote.side
+            yield Finding(
+                WARNING, "radius-pool-without-radius",
+                f"{_conn_label(conn)}: {side}sourceip=%radius but {side}auth={conn.remote.auth.text} does not "
+                "authenticate through RADIUS: no Framed-IP-Address ever arrives, so clients get no address "
+                "(INTERNAL_ADDRESS_FAILURE)",
+                f"use {side}auth=eap-radius, or an address pool ({side}sourceip=10.10.10.0/24)",
+                ctx.where(conn, f"{side}sourceip"))
+    pool_conns = [conn for conn in _radius_conns(ctx)
+                  if any(pool.kind == "named" and pool.name.lower() == "radius" for pool in conn.pools)]
+    if pool_conns and radius.servers and not radius.accounting:
+        conn = pool_conns[0]
+        yield Finding(
+            NOTE, "radius-pool-without-accounting",
+            f"{_conn_label(conn)}: {conn.remote.side}sourceip=%radius with accounting = no: a RADIUS server "
+            "that hands out addresses from a pool (FreeRADIUS sqlippool) frees them only on an "
+            "Accounting-Request Stop, so its leases stay taken until they expire",
+            "set accounting = yes in charon.plugins.eap-radius if the RADIUS server's pool needs it",
+            ctx.where(conn, f"{conn.remote.side}sourceip"))
+    if radius.dae.enable and not radius.dae.secret:
+        yield Finding(
+            WARNING, "radius-dae-no-secret",
+            "charon.plugins.eap-radius.dae.enable = yes without dae.secret: dynamic authorisation is "
+            "disabled (Disconnect-Requests get no answer)",
+            "add secret = <the secret radclient uses> to charon.plugins.eap-radius.dae",
+            _RADIUS_FILE)
+    if radius.accounting and not radius.servers:
+        yield Finding(
+            WARNING, "radius-accounting-no-server",
+            "charon.plugins.eap-radius.accounting = yes but no usable RADIUS server: no accounting record "
+            "is ever sent",
+            "add a server to charon.plugins.eap-radius.servers, or set accounting = no",
+            _RADIUS_FILE)
+
+
 #: The checks, in the order their findings are listed.
 CHECKS: tuple[Check, ...] = (
     check_leftcert_chain,
@@ -728,6 +840,8 @@ CHECKS: tuple[Check, ...] = (
     check_pool_size,
     check_eap_identity,
     check_secrets_permissions,
+    check_radius_servers,
+    check_radius_use,
 )
 
 

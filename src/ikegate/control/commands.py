@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from ikegate.control.client import DEFAULT_RUN_DIR, ControlError, request
 
@@ -69,6 +70,10 @@ def print_sas(sas: list[dict]) -> None:
             print(f"{name:>14}: {sa['proposal']}")
         if sa["virtual_ips"]:
             print(f"{name:>14}: virtual IPs {', '.join(sa['virtual_ips'])}")
+        radius = sa.get("radius")
+        if radius:
+            print(f"{name:>14}: RADIUS: Acct-Session-Id {radius['session_id'] or '-'}, accepted by server "
+                  f"'{radius['server'] or '?'}'")
         for child in sa["children"]:
             cname = f"{sa['conn']}{{{child['id']}}}"
             encap = ", UDP encapsulated" if child["encap"] else ""
@@ -97,6 +102,7 @@ def _status(reply: dict) -> None:
 def _statusall(reply: dict) -> None:
     print(f"Status of ikegate, up {_ago(reply['uptime']).removesuffix(' ago')}, configuration {reply['confdir']}, "
           f"data plane {reply['dataplane']}:")
+    print(f"Data plane: {_dataplane_line(reply)}")
     print("Listening on UDP:")
     for item in reply["listening"]:
         print(f"  {item['family']} port {item['port']}{' (NAT-T and ESP-in-UDP)' if item['natt'] else ''}")
@@ -120,7 +126,45 @@ def _statusall(reply: dict) -> None:
         print("  none")
     for pool in reply["pools"]:
         print(f"  {pool['name']}: {pool['size']}/{pool['online']}/{pool['offline']}")
+    if reply.get("radius"):
+        _print_radius(reply["radius"])
     print_sas(reply["sas"])
+
+
+def _print_radius(radius: dict) -> None:
+    print("RADIUS (eap-radius):")
+    for server in radius["servers"]:
+        if server["reachable"]:
+            state = "reachable"
+        else:
+            since = server["down_since"]
+            when = (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if since is not None else "?")
+            state = f"not responding, tried last since {when}"
+        print(f"  {server['name']}: {server['address']} auth port {server['auth_port']}, acct port "
+              f"{server['acct_port']}, preference {server['preference']}: {state}")
+        for use, label in (("auth", "authentication"), ("acct", "accounting")):
+            counts = server.get(use)
+            if counts:
+                print(f"    {label}: {counts['pending']} pending, {counts['requests']} requests, "
+                      f"{counts['retransmits']} retransmits, {counts['answers']} answers, "
+                      f"{counts['timeouts']} timeouts")
+    if radius["accounting"]:
+        interval = radius["accounting_interval"]
+        print(f"  accounting: on, Interim-Updates {f'every {interval}s' if interval else 'off'}, "
+              f"{radius['accounting_sessions']} session(s)")
+    else:
+        print("  accounting: off")
+    dae = radius["dae"]
+    print(f"  DAE: listening on {dae['listen']} port {dae['port']}" if dae else "  DAE: off")
+
+
+def _dataplane_line(reply: dict) -> str:
+    """``kernel XFRM, 2 SAs and 6 policies installed`` (what the backend holds, for the kernel)."""
+    line = reply.get("dataplane_description") or reply.get("dataplane", "?")
+    stats = reply.get("dataplane_stats") or {}
+    if reply.get("dataplane") == "kernel" and "sas" in stats:
+        line += f", {stats['sas']} SAs and {stats['policies']} policies installed"
+    return line
 
 
 def _leases(reply: dict) -> None:

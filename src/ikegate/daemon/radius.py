@@ -19,6 +19,11 @@ clock, on the daemon's event loop:
   Disconnect-Request names are deleted through ``Gateway.kill`` (Acct-Terminate-Cause
   Admin-Reset), like ``ikegate kill``.
 
+* **reload** (``ikegate reload``, SIGHUP): :meth:`RadiusEdge.reload` applies new
+  accounting servers and interval to new and running sessions and moves, re-keys or
+  closes the DAE listener (a new port is bound with the capabilities ``--user`` keeps;
+  when binding fails the old listener stays, and the log says why).
+
 A wrong secret, a malformed packet or a dead server only logs and drops.  Sockets are
 non-blocking and read in batches from ``loop.add_reader`` callbacks, as the IKE sockets
 (:mod:`ikegate.daemon.sockets`).
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 
 from ikegate import log as logmod
@@ -104,6 +110,14 @@ class _UdpSockets:
         self.sockets.clear()
 
 
+def _dae_server(settings) -> DaeServer | None:
+    """The DAE request checker of ``settings`` (None when DAE is off or has no secret)."""
+    if not settings.dae.active:
+        return None
+    return DaeServer(settings.dae.secret, clients=settings.dae.clients,
+                     nas_identifiers={s.nas_identifier for s in settings.servers} or {settings.nas_identifier})
+
+
 class RadiusEdge:
     """RADIUS sockets, accounting and DAE for a :class:`~ikegate.daemon.main.Daemon`."""
 
@@ -116,12 +130,9 @@ class RadiusEdge:
         self.acct_client = settings.client() if settings.accounting else None
         self.accounting = (Accounting.from_settings(settings, self._counters)
                            if self.acct_client is not None else None)
-        self.dae = None
-        if settings.dae.active:
-            self.dae = DaeServer(settings.dae.secret, clients=settings.dae.clients,
-                                 nas_identifiers={s.nas_identifier for s in settings.servers} or
-                                 {settings.nas_identifier})
+        self.dae = _dae_server(settings)
         self.dae_socket: socket.socket | None = None
+        self.dae_bound: tuple[str, int] | None = None  # (listen, port) of dae_socket
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
 
@@ -132,32 +143,137 @@ class RadiusEdge:
         self.loop = loop
         self.auth = _UdpSockets(loop, self._auth_datagram, "authentication")
         self.acct = _UdpSockets(loop, self._acct_datagram, "accounting")
-        for family in (socket.AF_INET, socket.AF_INET6):  # bound before privileges are dropped
-            if any((":" in s.address) == (family == socket.AF_INET6) for s in self.settings.servers):
-                self.auth._socket(family)
-                if self.acct_client is not None:
-                    self.acct._socket(family)
+        self._open_server_sockets()
         if self.dae is not None:
             self._open_dae()
         if self.accounting is not None:
             log.info("RADIUS accounting enabled%s", f", Interim-Updates every {self.settings.accounting_interval}s"
                      if self.settings.accounting_interval else "")
 
-    def _open_dae(self) -> None:
-        dae = self.settings.dae
-        family = socket.AF_INET6 if ":" in dae.listen else socket.AF_INET
+    def _open_server_sockets(self) -> None:
+        """A socket per address family of the servers (at start: bound before privileges
+        are dropped; on a reload, for a family no server had before)."""
+        for family in (socket.AF_INET, socket.AF_INET6):
+            if any((":" in s.address) == (family == socket.AF_INET6) for s in self.settings.servers):
+                self.auth._socket(family)
+                if self.acct_client is not None:
+                    self.acct._socket(family)
+
+    def _bind_dae(self, listen: str, port: int) -> socket.socket:
+        """A DAE socket bound to ``listen:port`` (OSError when that is impossible)."""
+        family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setblocking(False)
-            sock.bind((dae.listen, dae.port))
+            sock.bind((listen, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _open_dae(self) -> None:
+        dae = self.settings.dae
+        try:
+            sock = self._bind_dae(dae.listen, dae.port)
         except OSError as exc:
             log.info("unable to bind RADIUS DAE socket to %s port %d: %s", dae.listen, dae.port, exc.strerror)
             self.dae = None
             return
-        self.dae_socket = sock
-        self.loop.add_reader(sock.fileno(), self._dae_readable)
+        self._use_dae_socket(sock, (dae.listen, dae.port))
         log.info("listening for RADIUS DAE requests on %s port %d", dae.listen, dae.port)
+
+    def _use_dae_socket(self, sock: socket.socket | None, bound: tuple[str, int] | None) -> None:
+        """Make ``sock`` the DAE socket (None: no listener), closing the one before."""
+        if self.dae_socket is not None:
+            self.loop.remove_reader(self.dae_socket.fileno())
+            self.dae_socket.close()
+        self.dae_socket, self.dae_bound = sock, bound
+        if sock is not None:
+            self.loop.add_reader(sock.fileno(), self._dae_readable)
+
+    # -- reload -----------------------------------------------------------------------------
+
+    def reload(self, settings) -> None:
+        """New eap-radius settings (``ikegate reload``, SIGHUP).  Accounting: the new
+        servers, interval and options for new sessions and the running ones (which keep
+        their Acct-Session-Id; requests in flight finish where they were sent); turned
+        off, the sessions already accounted go on to their Stop and no new one starts.
+        DAE: a new secret or client list applies at once; a new listen address or port
+        is bound now (if that fails, e.g. an address not on this host, the old listener
+        stays and the log says why); disabled, the listener closes.  Authentication
+        servers are the engine's (``Gateway.set_radius``)."""
+        # servers configured as before stay held down, for authentication (whose new client
+        # shares settings.reachability) and accounting alike
+        settings.reachability.inherit(self.settings.reachability)
+        self.settings = settings
+        now = self.loop.time()
+        self._reload_accounting(settings, now)
+        self._reload_dae(settings)
+        self._open_server_sockets()
+        self._arm()
+
+    def _reload_accounting(self, settings, now: float) -> None:
+        running = len(self.accounting.sessions) if self.accounting is not None else 0
+        if not settings.servers:
+            if self.accounting is not None:
+                log.info("RADIUS accounting disabled: no RADIUS server configured (%d running session%s get "
+                         "no Stop)", running, "" if running == 1 else "s")
+            self.accounting = None
+            if self.acct_client is not None and not self.acct_client.pending():
+                self.acct_client = None
+            return
+        if self.acct_client is None:
+            if not settings.accounting:
+                return
+            self.acct_client = settings.client()
+        else:
+            self.acct_client.reconfigure(list(settings.servers), tries=settings.tries, timeout=settings.timeout,
+                                         base=settings.base, reachability=settings.reachability)
+        if self.accounting is None:
+            if not settings.accounting:
+                return
+            self.accounting = Accounting.from_settings(settings, self._counters)
+            log.info("RADIUS accounting enabled%s (for IKE SAs established from now on)",
+                     f", Interim-Updates every {settings.accounting_interval}s" if settings.accounting_interval else "")
+            return
+        self.accounting.configure(settings, now)
+        self.accounting.new_sessions = settings.accounting
+        if settings.accounting:
+            log.info("RADIUS accounting: %d server%s, Interim-Updates %s (running sessions included)",
+                     len(settings.servers), "" if len(settings.servers) == 1 else "s",
+                     f"every {settings.accounting_interval}s" if settings.accounting_interval else "off")
+        else:
+            log.info("RADIUS accounting disabled for new IKE SAs; %d running session%s accounted until "
+                     "%s end", running, "" if running == 1 else "s", "it" if running == 1 else "they")
+
+    def _reload_dae(self, settings) -> None:
+        dae = settings.dae
+        if not dae.active:
+            if self.dae_socket is not None:
+                log.info("RADIUS DAE disabled: listener on %s port %d closed", *self.dae_bound)
+            self._use_dae_socket(None, None)
+            self.dae = None
+            return
+        self.dae = _dae_server(settings)
+        wanted = (dae.listen, dae.port)
+        if self.dae_bound == wanted:
+            return
+        try:
+            sock = self._bind_dae(*wanted)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if exc.errno == errno.EACCES and os.geteuid() != 0:
+                why += f" (running as uid {os.geteuid()} after --user: restart ikegate to bind it)"
+            if self.dae_socket is not None:
+                log.info("cannot listen for RADIUS DAE requests on %s port %d: %s; keeping the listener on "
+                         "%s port %d", *wanted, why, *self.dae_bound)
+            else:
+                log.info("unable to bind RADIUS DAE socket to %s port %d: %s", *wanted, why)
+                self.dae = None
+            return
+        self._use_dae_socket(sock, wanted)
+        log.info("listening for RADIUS DAE requests on %s port %d", *wanted)
 
     async def drain(self, timeout: float = STOP_DRAIN) -> None:
         """Wait (at most ``timeout``) for accounting requests in flight, the Stops of a
@@ -176,9 +292,7 @@ class RadiusEdge:
             if sockets is not None:
                 sockets.close()
         if self.dae_socket is not None:
-            self.loop.remove_reader(self.dae_socket.fileno())
-            self.dae_socket.close()
-            self.dae_socket = None
+            self._use_dae_socket(None, None)
 
     # -- authentication ---------------------------------------------------------------------
 

@@ -128,7 +128,8 @@ class RadiusAttributes:
     client's virtual IPs, before any local pool), Framed-Pool (a local pool's name),
     DNS servers (MS-Primary/Secondary-DNS-Server, vendor 311 types 28/29, and
     DNS-Server-IPv6-Address), Session-Timeout, Acct-Interim-Interval and the Class
-    attributes (echoed in accounting)."""
+    attributes (echoed in accounting); ``server``: the name of the RADIUS server that
+    accepted (for ``ikegate status``)."""
 
     framed_ips: tuple[str, ...] = ()
     framed_pool: str | None = None
@@ -136,9 +137,10 @@ class RadiusAttributes:
     session_timeout: int | None = None
     interim_interval: int | None = None
     classes: tuple[bytes, ...] = ()
+    server: str = ""
 
     @classmethod
-    def from_accept(cls, packet: Packet) -> "RadiusAttributes":
+    def from_accept(cls, packet: Packet, server: str = "") -> "RadiusAttributes":
         ips = []
         for value in packet.get_all(Attr.FRAMED_IP_ADDRESS):
             if len(value) == 4:
@@ -158,6 +160,7 @@ class RadiusAttributes:
             session_timeout=packet.get_int(Attr.SESSION_TIMEOUT),
             interim_interval=packet.get_int(Attr.ACCT_INTERIM_INTERVAL),
             classes=tuple(packet.get_all(Attr.CLASS)),
+            server=server,
         )
 
 
@@ -297,9 +300,10 @@ class RadiusEapSession:
 
     # -- the RADIUS server's side -----------------------------------------------------------
 
-    def answer(self, packet: Packet, *, secret: bytes, request_authenticator: bytes) -> RelayStep:
+    def answer(self, packet: Packet, *, secret: bytes, request_authenticator: bytes, server: str = "") -> RelayStep:
         """The server's answer to our last Access-Request (already verified by the
-        client); ``secret`` and ``request_authenticator`` decrypt the MPPE keys."""
+        client); ``secret`` and ``request_authenticator`` decrypt the MPPE keys;
+        ``server`` names the server that answered."""
         first, self._first = self._first, False
         state = packet.get(Attr.STATE)
         self._state = state  # radius_client.c save_state: absent means forget it
@@ -324,7 +328,7 @@ class RadiusEapSession:
                                      "but no MSK was received (MS-MPPE-Send/Recv-Key)", server_fault=True)
             self._done = True
             return RelayStep(SUCCESS, eap=EapPacket.success(self._last_response_id).encode(), msk=msk,
-                             attributes=RadiusAttributes.from_accept(packet),
+                             attributes=RadiusAttributes.from_accept(packet, server),
                              reason=f"RADIUS authentication of '{who}' successful")
         quirk = " (Access-Accept to the first request)" if packet.code == Code.ACCESS_ACCEPT else ""
         return self._failure(self._last_response_id, f"RADIUS authentication of '{who}' failed{quirk}")

@@ -117,6 +117,9 @@ class Accounting:
         self.requires_vip = requires_vip
         self.prefix = int(time.time()) if session_prefix is None else session_prefix
         self.sessions: dict[int, _Session] = {}  # by the current IKE SA unique id
+        #: False after a reload turned accounting off: sessions already accounted go on to
+        #: their Stop (so the RADIUS server's records and leases stay right), no new ones
+        self.new_sessions = True
         self._child_session: dict[int, _Session] = {}  # child unique id -> session
 
     @classmethod
@@ -126,11 +129,31 @@ class Accounting:
                    station_id_with_port=settings.station_id_with_port,
                    requires_vip=settings.accounting_requires_vip)
 
+    def configure(self, settings, now: float) -> None:
+        """New settings (``ikegate reload``): the interval, the station id form and the
+        virtual IP requirement apply to new sessions and to the running ones, which keep
+        their Acct-Session-Id; a running session's next Interim-Update comes one new
+        interval after its last one (at once if that is past).  A session whose
+        Access-Accept sent Acct-Interim-Interval keeps that interval, as at its start."""
+        self.interval = settings.accounting_interval
+        self.station_id_with_port = settings.station_id_with_port
+        self.requires_vip = settings.accounting_requires_vip
+        for session in self.sessions.values():
+            if getattr(session.up, "interim_interval", None):
+                continue
+            session.interval = int(self.interval or 0)
+            if not session.started:
+                continue
+            session.next_interim = (max(now, session.last_interim + session.interval)
+                                    if session.interval else None)
+
     # -- events -----------------------------------------------------------------------------
 
     def event(self, item, now: float) -> list[AccountingRecord]:
         """Take one engine output; returns the Accounting-Requests it causes."""
         if isinstance(item, IkeSaUp):
+            if not self.new_sessions:
+                return []
             session_id = getattr(item, "session_id", "") or f"{self.prefix}-{item.unique_id}"
             interval = getattr(item, "interim_interval", None) or self.interval
             self.sessions[item.unique_id] = _Session(item, item.unique_id, session_id, now, int(interval or 0))

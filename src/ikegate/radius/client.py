@@ -14,6 +14,9 @@ new authenticator, that server's secret and NAS-Identifier); when every server f
 :class:`RadiusTimeout`.  Servers are tried by preference (``preference``, higher first;
 equal ones by fewest requests in flight, then configuration order); an unreachable
 server comes last until :data:`UNREACHABLE_HOLD` seconds have passed or it answers.
+That state is shared through a :class:`Reachability` by the authentication and the
+accounting client of one configuration, as strongSwan keeps it per server: a server
+that failed Access-Requests is tried last for accounting too, and the other way round.
 
 Identifiers are allocated per server endpoint (address and port), at most 256 requests
 in flight to each; more wait in a queue.  An answer is accepted only from the endpoint
@@ -32,12 +35,16 @@ from ikegate import log as logmod
 from ikegate.ike.events import Endpoint
 from ikegate.radius.packet import Attr, Code, Packet, RadiusError, encode_request, verify_response
 
-__all__ = ["RadiusAnswer", "RadiusClient", "RadiusSend", "RadiusServer", "RadiusTimeout", "UNREACHABLE_HOLD"]
+__all__ = ["RadiusAnswer", "RadiusClient", "RadiusSend", "RadiusServer", "RadiusTimeout", "Reachability",
+           "UNREACHABLE_HOLD"]
 
 log = logmod.get_logger("cfg")
 
 #: seconds an unreachable server is tried after the others (unless it answers)
 UNREACHABLE_HOLD = 60.0
+
+#: the per-server counters of :meth:`RadiusClient.server_status`
+SERVER_COUNTERS = ("requests", "retransmits", "answers", "timeouts")
 
 
 @dataclass(slots=True)
@@ -66,6 +73,45 @@ class RadiusTimeout:
     """No RADIUS server answered the request made with ``context``."""
 
     context: object
+
+
+class Reachability:
+    """Which servers are held down after a timeout.  strongSwan keeps one state per
+    configured server (radius_config.c: ``reachable``, set by every request's outcome),
+    whether the request was an authentication or an accounting one; here the
+    authentication and the accounting client of one configuration share one of these
+    (:meth:`ikegate.radius.settings.RadiusSettings.client`).  Servers are told apart
+    by name, address and ports."""
+
+    def __init__(self) -> None:
+        self.until: dict[tuple, float] = {}  # held down until
+        self.since: dict[tuple, float] = {}  # found unreachable at
+
+    def is_down(self, server: "RadiusServer", now: float) -> bool:
+        return self.until.get(_server_key(server), 0.0) > now
+
+    def timed_out(self, server: "RadiusServer", now: float) -> None:
+        key = _server_key(server)
+        if self.until.get(key, 0.0) <= now:  # not held down yet (or no longer): a new outage
+            self.since[key] = now
+        self.until[key] = now + UNREACHABLE_HOLD
+
+    def answered(self, server: "RadiusServer") -> None:
+        key = _server_key(server)
+        self.until.pop(key, None)
+        self.since.pop(key, None)
+
+    def inherit(self, other: "Reachability") -> None:
+        """Take over ``other``'s servers that are held down (a reload)."""
+        for key, until in other.until.items():
+            self.until.setdefault(key, until)
+            if key in other.since:
+                self.since.setdefault(key, other.since[key])
+
+    def keep(self, keys: set) -> None:
+        """Forget every server but ``keys``."""
+        self.until = {k: v for k, v in self.until.items() if k in keys}
+        self.since = {k: v for k, v in self.since.items() if k in keys}
 
 
 @dataclass(eq=False)
@@ -114,7 +160,7 @@ class RadiusClient:
     """RADIUS requests to a set of servers (sans-IO; see the module doc)."""
 
     def __init__(self, servers: list[RadiusServer], *, tries: int = 4, timeout: float = 2.0,
-                 base: float = 1.4) -> None:
+                 base: float = 1.4, reachability: "Reachability | None" = None) -> None:
         if not servers:
             raise ValueError("a RADIUS client needs at least one server")
         self.servers = list(servers)
@@ -124,8 +170,26 @@ class RadiusClient:
         self._in_flight: dict[tuple[Endpoint, int], _Request] = {}
         self._next_id: dict[Endpoint, int] = {}
         self._waiting: deque[_Request] = deque()  # no identifier free at their server
-        self._unreachable: dict[int, float] = {}  # id(server) -> until
+        self.reachability = reachability if reachability is not None else Reachability()
+        self._server_stats: dict[tuple, dict[str, int]] = {}  # _server_key(server) -> counters
         self.stats = {"sent": 0, "retransmits": 0, "answers": 0, "dropped": 0, "timeouts": 0}
+
+    def reconfigure(self, servers: list[RadiusServer], *, tries: int = 4, timeout: float = 2.0,
+                    base: float = 1.4, reachability: "Reachability | None" = None) -> None:
+        """New servers and retransmit settings (a reload).  New requests use them; requests
+        in flight finish with the server and the failover list they had, their
+        identifiers stay reserved, so nothing in flight is lost or answered twice.  A
+        server configured as before (same name, address and ports) stays held down if it
+        was unreachable; ``reachability`` (the new configuration's) takes over that state."""
+        if not servers:
+            raise ValueError("a RADIUS client needs at least one server")
+        self.servers = list(servers)
+        self.tries, self.timeout, self.base = tries, timeout, base
+        kept = {_server_key(s) for s in self.servers}
+        if reachability is not None and reachability is not self.reachability:
+            reachability.inherit(self.reachability)
+            self.reachability = reachability
+        self.reachability.keep(kept)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -148,7 +212,7 @@ class RadiusClient:
 
         def key(item):
             index, server = item
-            down = self._unreachable.get(id(server), 0.0) > now
+            down = self.reachability.is_down(server, now)
             return (down, -server.preference, load.get(id(server), 0), index)
 
         return [server for _, server in sorted(enumerate(self.servers), key=key)]
@@ -179,6 +243,7 @@ class RadiusClient:
             request.deadline = now + self._timeout(server, 0)
             self._in_flight[(endpoint, identifier)] = request
             self.stats["sent"] += 1
+            self._count(server, "requests")
             log.log(logmod.CTRLMORE, "sending RADIUS %s to server '%s' (%s, id %d)", _code(packet.code),
                     server.name, endpoint, identifier)
             out.append(RadiusSend(data, endpoint))
@@ -239,7 +304,8 @@ class RadiusClient:
             return self._drop(f"received invalid RADIUS message from server '{request.server.name}' ({src}): "
                               f"{exc}, ignored")
         self.stats["answers"] += 1
-        self._unreachable.pop(id(request.server), None)
+        self.reachability.answered(request.server)
+        self._count(request.server, "answers")
         log.log(logmod.CTRLMORE, "received RADIUS %s from server '%s' (id %d)", _code(packet.code),
                 request.server.name, packet.identifier)
         answer = RadiusAnswer(request.context, packet, request.sent.authenticator, request.server.secret,
@@ -267,11 +333,13 @@ class RadiusClient:
                 request.sends += 1
                 request.deadline = now + timeout
                 self.stats["retransmits"] += 1
+                self._count(server, "retransmits")
                 out.append(RadiusSend(request.data, request.endpoint))
                 continue
             log.info("RADIUS %s timed out after %d retransmits: server '%s' (%s) is not responding",
                      _code(request.sent.code), request.sends - 1, server.name, request.endpoint)
-            self._unreachable[id(server)] = now + UNREACHABLE_HOLD
+            self.reachability.timed_out(server, now)
+            self._count(server, "timeouts")
             self._in_flight.pop((request.endpoint, request.identifier), None)
             request.server = request.endpoint = request.sent = None
             request.identifier = -1
@@ -289,6 +357,40 @@ class RadiusClient:
     def next_timer(self) -> float | None:
         """When :meth:`tick` has work next (None when nothing is in flight)."""
         return min((r.deadline for r in self._in_flight.values()), default=None)
+
+    # -- status -----------------------------------------------------------------------------
+
+    def _count(self, server: RadiusServer, what: str) -> None:
+        counters = self._server_stats.setdefault(_server_key(server), dict.fromkeys(SERVER_COUNTERS, 0))
+        counters[what] += 1
+
+    def server_status(self, now: float) -> list[dict]:
+        """Each configured server as ``ikegate statusall`` shows it: name, address,
+        auth_port, acct_port, preference, ``reachable`` (False while it is held down after
+        a timeout), ``down_since`` (the clock value it was found unreachable, or None),
+        ``pending`` (requests in flight to it) and its counters (:data:`SERVER_COUNTERS`:
+        requests sent, retransmits, answers, timeouts)."""
+        pending: dict[tuple, int] = {}
+        for request in self._in_flight.values():
+            if request.server is not None:
+                key = _server_key(request.server)
+                pending[key] = pending.get(key, 0) + 1
+        out = []
+        for server in self.servers:
+            key = _server_key(server)
+            down = self.reachability.is_down(server, now)
+            out.append({
+                "name": server.name, "address": server.address, "auth_port": server.auth_port,
+                "acct_port": server.acct_port, "preference": server.preference, "reachable": not down,
+                "down_since": self.reachability.since.get(key) if down else None,
+                "pending": pending.get(key, 0),
+                **self._server_stats.get(key, dict.fromkeys(SERVER_COUNTERS, 0)),
+            })
+        return out
+
+
+def _server_key(server: RadiusServer) -> tuple:
+    return (server.name, _normal_host(server.address), server.auth_port, server.acct_port)
 
 
 def _code(code: int) -> str:

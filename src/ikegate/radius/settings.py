@@ -31,7 +31,7 @@ import socket
 from dataclasses import dataclass, field
 
 from ikegate import log as logmod
-from ikegate.radius.client import RadiusClient, RadiusServer
+from ikegate.radius.client import RadiusClient, RadiusServer, Reachability
 
 __all__ = ["DaeSettings", "RadiusSettings", "PREFIX"]
 
@@ -73,6 +73,9 @@ class RadiusSettings:
     eap_start: bool = False
     id_prefix: str = ""
     dae: DaeSettings = DaeSettings()
+    #: the servers' reachability, shared by every client of these settings (authentication
+    #: and accounting, as strongSwan); not part of the settings' value
+    reachability: Reachability = field(default_factory=Reachability, compare=False, repr=False)
 
     @property
     def enabled(self) -> bool:
@@ -81,10 +84,12 @@ class RadiusSettings:
 
     def client(self) -> RadiusClient | None:
         """A new :class:`RadiusClient` for these servers (None without servers).  Each
-        user (authentication, accounting) gets its own, with its own identifiers."""
+        user (authentication, accounting) gets its own, with its own identifiers; they
+        share which servers are held down (:attr:`reachability`)."""
         if not self.servers:
             return None
-        return RadiusClient(list(self.servers), tries=self.tries, timeout=self.timeout, base=self.base)
+        return RadiusClient(list(self.servers), tries=self.tries, timeout=self.timeout, base=self.base,
+                            reachability=self.reachability)
 
     @classmethod
     def from_strongswan_conf(cls, conf, *, resolve=None) -> "RadiusSettings":

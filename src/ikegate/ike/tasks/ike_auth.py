@@ -260,7 +260,8 @@ class IkeAuth(Task):
             step = self.radius.timeout()
         else:
             step = self.radius.answer(packet, secret=answer.secret,
-                                      request_authenticator=answer.request_authenticator)
+                                      request_authenticator=answer.request_authenticator,
+                                      server=getattr(answer, "server", ""))
         self._radius_step(ex, step)
 
     def _radius_step(self, ex: Exchange, step: radius_relay.RelayStep) -> None:
