@@ -27,6 +27,7 @@ from ikegate.control.server import ControlServer
 from ikegate.daemon.builder import build_radius, build_runtime
 from ikegate.daemon.sockets import IkeSocket, open_ike_sockets
 from ikegate.daemon.updown import UpdownRunner
+from ikegate.daemon.wakeup import WakeUp
 from ikegate.ike.events import ChildSaDown, ChildSaUp, ChildSaUpdated, IkeSaDown, IkeSaKeys, IkeSaUp, Send
 from ikegate.ike.gateway import Gateway
 from ikegate.radius.client import RadiusSend
@@ -234,8 +235,7 @@ class Daemon:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.gateway: Gateway | None = None
         self.updown = UpdownRunner()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._wakeup = WakeUp(self._on_timer)
         self._stopping: asyncio.Event | None = None
         self.account = None  # --user: whom to run as after binding the IKE ports (privileges.Account)
         self.start_uid = os.getuid()  # who may use the control socket besides root (not the --user account)
@@ -546,17 +546,7 @@ class Daemon:
     # -- the clock ---------------------------------------------------------------------------
 
     def _arm_timer(self) -> None:
-        when = self.gateway.next_timer()
-        if when is None:
-            return
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.loop.call_at(when, self._on_timer)
+        self._wakeup.at(self.loop, self.gateway.next_timer())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         self.process(self.gateway.tick(self.loop.time()))

@@ -37,6 +37,7 @@ import os
 import socket
 
 from ikegate import log as logmod
+from ikegate.daemon.wakeup import WakeUp
 from ikegate.ike.events import Endpoint
 from ikegate.ike.sa import ESTABLISHED
 from ikegate.radius.accounting import Accounting, AccountingRecord
@@ -133,8 +134,7 @@ class RadiusEdge:
         self.dae = _dae_server(settings)
         self.dae_socket: socket.socket | None = None
         self.dae_bound: tuple[str, int] | None = None  # (listen, port) of dae_socket
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._wakeup = WakeUp(self._on_timer)
 
     # -- life -------------------------------------------------------------------------------
 
@@ -285,9 +285,7 @@ class RadiusEdge:
             await asyncio.sleep(0.05)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._wakeup.cancel()
         for sockets in (self.auth, self.acct):
             if sockets is not None:
                 sockets.close()
@@ -420,19 +418,10 @@ class RadiusEdge:
         return min(times) if times else None
 
     def _arm(self) -> None:
-        when = self._next()
-        if when is None or self.loop is None:
-            return
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.loop.call_at(when, self._on_timer)
+        if self.loop is not None:
+            self._wakeup.at(self.loop, self._next())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         now = self.loop.time()
         if self.accounting is not None:
             records = self.accounting.tick(now)
