@@ -37,8 +37,8 @@ from ikegate.daemon.main import make_dataplane
 from ikegate.dataplane.recording import RecordingDataPlane
 from ikegate.dataplane.xfrm.kernel import REQID_TAG, KernelDataPlane, is_tagged, kernel_esp_available, kernel_reqid
 
-from interop.netns import Namespace, socket_in
-from interop.uml import UmlGuest, uml_missing
+from interop.netns import Namespace
+from interop.uml import UmlGuest, capture_tap, esp_from, send_ip, uml_missing
 
 REASON = uml_missing()
 needs_uml = pytest.mark.skipif(REASON is not None, reason=f"user-mode Linux unavailable: {REASON}")
@@ -541,26 +541,15 @@ def test_traffic_counters_update_and_stop(guest):
             "remote": [NS_V4, 4500], "local_ts": [f"{GUEST_V4}/32"], "remote_ts": [f"{BEHIND_NS}/32"]}
     args = {"sa": spec, "listen_port": 4244, "ready_file": str(ready), "payload": "sealed by ikegate's kernel SA",
             "target": BEHIND_NS, "target_port": 4242, "moved_remote": [NS_V4, 4501]}
-    capture = socket_in(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    capture = capture_tap(vm)
     try:
-        capture.bind((vm.tap, 0))
-        capture.settimeout(0.5)
         with ThreadPoolExecutor(1) as pool:
             argv = ["sh", "-c", f'exec {VENV_PYTHON} {vm.share}/xfrm_guest.py traffic "$0"', json.dumps(args)]
             running = pool.submit(vm.run, argv, check=False, timeout=60)
             deadline = time.monotonic() + 30
             while not ready.exists() and not running.done() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            esp = None
-            deadline = time.monotonic() + 10
-            while esp is None and not running.done() and time.monotonic() < deadline:
-                try:
-                    frame = capture.recv(4096)
-                except socket.timeout:
-                    continue
-                packet = IP(frame[14:])
-                if packet.proto == 50 and packet.src == GUEST_V4:
-                    esp = packet
+            esp = esp_from(capture, GUEST_V4, 10, stop=running.done)
             assert esp is not None, "no ESP left the guest"
             assert esp[ESP].spi == spi_out and b"sealed by" not in bytes(esp)
             sa_out = SecurityAssociation(ESP, spi=spi_out, crypt_algo="AES-GCM", crypt_key=key_out,
@@ -573,11 +562,7 @@ def test_traffic_counters_update_and_stop(guest):
                                         tunnel_header=IP(src=NS_V4, dst=GUEST_V4))
             packet = sa_in.encrypt(IP(src=BEHIND_NS, dst=GUEST_V4) / UDP(sport=4243, dport=4244)
                                    / Raw(b"opened by the guest kernel"))
-            sender = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-            try:
-                sender.sendto(bytes(packet), (GUEST_V4, 0))
-            finally:
-                sender.close()
+            send_ip(ns, packet, GUEST_V4)
             # after the update: ESP-in-UDP from a new NAT port, opened by the guest kernel
             # on the port-4500 socket, and reported as a mapping change
             ready2 = vm.share / "traffic-ready2"
@@ -589,11 +574,7 @@ def test_traffic_counters_update_and_stop(guest):
                                             nat_t_header=UDP(sport=4502, dport=4500), seq_num=2)
             packet = sa_in_udp.encrypt(IP(src=BEHIND_NS, dst=GUEST_V4) / UDP(sport=4243, dport=4244)
                                        / Raw(b"opened after the update"))
-            sender = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-            try:
-                sender.sendto(bytes(packet), (GUEST_V4, 0))
-            finally:
-                sender.close()
+            send_ip(ns, packet, GUEST_V4)
             proc = running.result()
     finally:
         capture.close()

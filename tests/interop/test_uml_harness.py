@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from .netns import Namespace, Topology, ping, socket_in
+from .netns import Namespace, Topology, ping
 from .strongswan import StrongSwanServer
-from .uml import (GUEST_IFACE, Libreswan, OpenIked, UmlError, UmlGuest, libreswan_missing,
-                  openiked_missing, uml_missing)
+from .uml import (GUEST_IFACE, Libreswan, OpenIked, UmlError, UmlGuest, capture_tap, esp_from, libreswan_missing,
+                  openiked_missing, send_ip, uml_missing)
 
 REASON = uml_missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"user-mode Linux unavailable: {REASON}")
@@ -202,22 +201,11 @@ def test_guest_kernel_does_esp(plain):
         assert f"spi 0x{spi_out:08x}" in states and "rfc4106(gcm(aes))" in states
 
         # guest -> namespace: a datagram to the host behind the namespace leaves as ESP
-        capture = socket_in(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        capture = capture_tap(guest)
         try:
-            capture.bind((guest.tap, 0))
-            capture.settimeout(0.5)
             guest.run(["python3", "-c", "import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
                        ".sendto(b'sealed by the guest kernel', (sys.argv[1], 4242))", BEHIND_NS_V4])
-            esp_frame = None
-            deadline = time.monotonic() + 5
-            while esp_frame is None and time.monotonic() < deadline:
-                try:
-                    frame = capture.recv(4096)
-                except socket.timeout:
-                    continue
-                packet = IP(frame[14:])
-                if packet.proto == 50 and packet.src == GUEST_V4:
-                    esp_frame = packet
+            esp_frame = esp_from(capture, GUEST_V4, 5)
         finally:
             capture.close()
         assert esp_frame is not None, "no ESP packet left the guest"
@@ -236,11 +224,7 @@ def test_guest_kernel_does_esp(plain):
         with ThreadPoolExecutor(1) as pool:
             received = pool.submit(guest.run, ["python3", "-c", _RECEIVE_ONE, "4244", "10"], timeout=20)
             _wait_udp_port(guest, 4244)
-            sender = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-            try:
-                sender.sendto(bytes(esp_packet), (GUEST_V4, 0))
-            finally:
-                sender.close()
+            send_ip(ns, esp_packet, GUEST_V4)
             assert received.result().stdout.strip() == f"{BEHIND_NS_V4} opened by the guest kernel"
         counters = guest.run(["ip", "-s", "xfrm", "state"]).stdout
         assert counters.count("1(packets)") >= 2, counters

@@ -56,7 +56,7 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from .netns import Command, Namespace, _argv, ping, terminate
+from .netns import Command, Namespace, _argv, ping, socket_in, terminate
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "uml"
@@ -912,6 +912,45 @@ class GuestIkegate:
 def xfrm(guest: UmlGuest, what: str = "state") -> str:
     """``ip xfrm state`` (or ``policy``) in the guest."""
     return guest.run(["ip", "xfrm", what]).stdout
+
+
+def capture_tap(guest: UmlGuest) -> socket.socket:
+    """An AF_PACKET socket on the guest's TAP device in its namespace (IPv4 frames,
+    0.5 s reads), for :func:`esp_from`; the caller closes it."""
+    capture = socket_in(guest.ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    try:
+        capture.bind((guest.tap, 0))
+        capture.settimeout(0.5)
+    except OSError:
+        capture.close()
+        raise
+    return capture
+
+
+def esp_from(capture: socket.socket, src: str, timeout: float, stop=None):
+    """The first ESP packet from ``src`` read on ``capture`` (:func:`capture_tap`), as a
+    scapy ``IP``; None after ``timeout`` seconds or once ``stop()`` says so."""
+    from scapy.layers.inet import IP
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (stop is not None and stop()):
+        try:
+            frame = capture.recv(4096)
+        except socket.timeout:
+            continue
+        packet = IP(frame[14:])
+        if packet.proto == 50 and packet.src == src:
+            return packet
+    return None
+
+
+def send_ip(ns: Namespace, packet, dst: str) -> None:
+    """Send a whole IPv4 packet (bytes or scapy) from namespace ``ns`` over a raw socket."""
+    sender = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        sender.sendto(bytes(packet), (dst, 0))
+    finally:
+        sender.close()
 
 
 
