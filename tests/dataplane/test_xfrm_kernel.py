@@ -38,7 +38,7 @@ from ikegate.dataplane.recording import RecordingDataPlane
 from ikegate.dataplane.xfrm.kernel import REQID_TAG, KernelDataPlane, is_tagged, kernel_esp_available, kernel_reqid
 
 from interop.netns import Namespace
-from interop.uml import UmlGuest, capture_tap, esp_from, send_ip, uml_missing
+from interop.uml import VENV_PYTHON, UmlGuest, capture_tap, esp_from, send_ip, uml_missing
 
 REASON = uml_missing()
 needs_uml = pytest.mark.skipif(REASON is not None, reason=f"user-mode Linux unavailable: {REASON}")
@@ -46,7 +46,6 @@ needs_uml = pytest.mark.skipif(REASON is not None, reason=f"user-mode Linux unav
 GUEST_V4, NS_V4 = "10.99.0.10", "10.99.0.1"
 GUEST_V6, NS_V6 = "fd00:99::10", "fd00:99::1"
 BEHIND_NS = "10.99.1.1"  # a made-up host behind the namespace, reached through the SA
-VENV_PYTHON = "/work/main/.venv/bin/python"
 
 # -- host-side: tag, probe, backend choice ---------------------------------------------------
 
