@@ -23,6 +23,14 @@ class SaCounters:
     last_out: float | None = None
     dropped: int = 0
 
+    def plus(self, older: "SaCounters") -> "SaCounters":
+        """These counts added to ``older``'s (an SA's earlier incarnation), the last-use
+        times taken from these where set."""
+        return SaCounters(bytes_in=self.bytes_in + older.bytes_in, packets_in=self.packets_in + older.packets_in,
+                          bytes_out=self.bytes_out + older.bytes_out, packets_out=self.packets_out + older.packets_out,
+                          last_in=self.last_in or older.last_in, last_out=self.last_out or older.last_out,
+                          dropped=self.dropped + older.dropped)
+
 
 class DataPlane(Protocol):
     name: str

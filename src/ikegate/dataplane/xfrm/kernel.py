@@ -148,8 +148,9 @@ def is_tagged(kernel_reqid_value: int) -> bool:
     return kernel_reqid_value & REQID_MASK == REQID_TAG
 
 
-def _family(host: str) -> int:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+def _remote_prefixes(info: ChildSaInfo) -> list[str]:
+    """The prefixes of the SA's remote selectors (the client's virtual IPs), to route."""
+    return [n for ts in info.remote_ts for n in selector_networks(ts.version, ts.start, ts.end)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -363,9 +364,7 @@ class KernelDataPlane:
             self.mapping_sock = None
         if self.sock is None:
             return
-        for spi_in in list(self.installed):
-            self.remove(self.installed[spi_in].info)
-        self.sweep()
+        self.sweep()  # every SA and policy of ours carries the tag
         if self.routes is not None:
             self.routes.stop()
         self.sock.close()
@@ -435,8 +434,7 @@ class KernelDataPlane:
         self._install_policies(installed)
         routed = []
         if self.routes is not None:
-            prefixes = [n for ts in info.remote_ts for n in selector_networks(ts.version, ts.start, ts.end)]
-            routed = self.routes.add(info.spi_in, prefixes, info.remote.host, info.local.host)
+            routed = self.routes.add(info.spi_in, _remote_prefixes(info), info.remote.host, info.local.host)
         log.info("installed CHILD SA %s{%d} in the kernel: %08x_i %08x_o (%s, reqid %d), %d policies, routes: %s",
                  info.conn, info.child_unique_id, info.spi_in, info.spi_out,
                  "ESP-in-UDP" if info.udp_encap else "native ESP", self._reqid(info),
@@ -465,21 +463,13 @@ class KernelDataPlane:
         self._add_sa(sa_in)
         self._add_sa(sa_out)
         if before is not None:
-            offset = installed.offset
-            offset.bytes_in += before.bytes_in
-            offset.packets_in += before.packets_in
-            offset.bytes_out += before.bytes_out
-            offset.packets_out += before.packets_out
-            offset.dropped += before.dropped
-            offset.last_in = before.last_in or offset.last_in
-            offset.last_out = before.last_out or offset.last_out
+            installed.offset = before.plus(installed.offset)
         installed.info = replace(info)
         self._release_policies(installed)
         self._install_policies(installed)
         if self.routes is not None:
             self.routes.release(info.spi_in)
-            prefixes = [n for ts in info.remote_ts for n in selector_networks(ts.version, ts.start, ts.end)]
-            self.routes.add(info.spi_in, prefixes, info.remote.host, info.local.host)
+            self.routes.add(info.spi_in, _remote_prefixes(info), info.remote.host, info.local.host)
         log.info("updated CHILD SA %s{%d} in the kernel: %s -> %s, %s", info.conn, info.child_unique_id,
                  info.local, info.remote, "ESP-in-UDP" if info.udp_encap else "native ESP")
 
@@ -510,12 +500,7 @@ class KernelDataPlane:
         now = self._read(installed.info)
         if now is None:
             return None
-        offset = installed.offset
-        return SaCounters(bytes_in=now.bytes_in + offset.bytes_in, packets_in=now.packets_in + offset.packets_in,
-                          bytes_out=now.bytes_out + offset.bytes_out,
-                          packets_out=now.packets_out + offset.packets_out,
-                          last_in=now.last_in or offset.last_in, last_out=now.last_out or offset.last_out,
-                          dropped=now.dropped + offset.dropped)
+        return now.plus(installed.offset)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -528,7 +513,7 @@ class KernelDataPlane:
 
     def _sa_id(self, info: ChildSaInfo, *, inbound: bool) -> UserSaId:
         host = info.local.host if inbound else info.remote.host
-        return UserSaId(host, info.spi_in if inbound else info.spi_out, _family(host), _xfrm_proto(info))
+        return UserSaId(host, info.spi_in if inbound else info.spi_out, xm.family_of(host), _xfrm_proto(info))
 
     def _sa_messages(self, info: ChildSaInfo, replay_in=None, replay_out=None) -> tuple[Message, Message]:
         """NEWSA messages of the inbound and the outbound SA."""
@@ -537,7 +522,7 @@ class KernelDataPlane:
     def _sa_message(self, info: ChildSaInfo, inbound: bool, replay=None) -> Message:
         local, remote = info.local, info.remote
         src, dst = (remote, local) if inbound else (local, remote)
-        family = _family(dst.host)
+        family = xm.family_of(dst.host)
         flags = xm.XFRM_STATE_AF_UNSPEC
         attrs: list = _algorithms(info, inbound)
         window = self.replay_window
@@ -634,7 +619,7 @@ class KernelDataPlane:
 
     def _templates(self, info: ChildSaInfo, inbound: bool) -> UserTmpl:
         src, dst = (info.remote, info.local) if inbound else (info.local, info.remote)
-        return UserTmpl(daddr=dst.host, saddr=src.host, family=_family(dst.host), reqid=self._reqid(info),
+        return UserTmpl(daddr=dst.host, saddr=src.host, family=xm.family_of(dst.host), reqid=self._reqid(info),
                         proto=_xfrm_proto(info))
 
     def _install_policies(self, installed: _Installed) -> None:

@@ -25,6 +25,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from ikegate.dataplane.routes import RTPROT_IKEGATE  # the protocol of every route ikegate adds
 from ikegate.dataplane.xfrm.messages import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, Message, NetlinkError, RawAttr
 from ikegate.dataplane.xfrm.netlink import NETLINK_ROUTE, NetlinkSocket
 from ikegate.log import get_logger
@@ -35,7 +36,6 @@ log = get_logger("knl")
 
 DEFAULT_TABLE = 220
 DEFAULT_PRIORITY = 220
-RTPROT_IKEGATE = 105  # the protocol of every route ikegate adds (as the userspace data plane)
 
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWRULE, RTM_DELRULE = 32, 33
@@ -100,11 +100,9 @@ class VirtualIpRoutes:
         """Delete every route of ours and the rules."""
         if self.sock is None:
             return
-        for prefix in list(self.users):
-            self._delete(prefix)
         self.users.clear()
         self.claims.clear()
-        self._flush()
+        self._flush()  # every route of ours in the table, those of the table's users included
         for family in (socket.AF_INET, socket.AF_INET6):
             try:
                 self.sock.request(self._rule(RTM_DELRULE, family, 0))
