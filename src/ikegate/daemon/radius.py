@@ -328,7 +328,9 @@ class RadiusEdge:
 
     def _acct_datagram(self, data: bytes, src: Endpoint) -> None:
         self._carry_out(self.acct_client.receive(data, src, self.loop.time()))
-        self._arm()
+        # an answer moves no Interim-Update (a timeout's deletes re-arm through event()):
+        # only the client's retransmit deadline may have changed
+        self._wakeup.at(self.loop, self.acct_client.next_timer())
 
     def _carry_out(self, items: list) -> None:
         for item in items:
@@ -384,27 +386,22 @@ class RadiusEdge:
                 except OSError as exc:
                     log.info("sending RADIUS DAE response to %s failed: %s", src, exc.strerror)
 
-    def _dae_sessions(self) -> list[DaeSession]:
-        sessions = []
-        for sa in self.daemon.gateway.sas.values():
+    def _dae_sessions(self):
+        """The established SAs as :class:`DaeSession`, made only if a Disconnect-Request
+        gets that far (a generator: datagrams dropped earlier cost nothing per SA)."""
+        for sa in list(self.daemon.gateway.sas.values()):
             if sa.state != ESTABLISHED:
                 continue
             session_id = getattr(sa, "session_id", None) or (
                 self.accounting.session_of(sa.unique_id) if self.accounting is not None else None)
             user = sa.eap_id or (str(sa.remote_id) if sa.remote_id else None)
-            sessions.append(DaeSession(sa.unique_id, user, session_id, tuple(str(v) for v in sa.vips)))
-        return sessions
+            yield DaeSession(sa.unique_id, user, session_id, tuple(str(v) for v in sa.vips))
 
     def _kill(self, sas: list, reason: str, cause: int) -> None:
         if self.accounting is not None:
             for sa in sas:
                 self.accounting.set_cause(sa.unique_id, cause)
-        gateway = self.daemon.gateway
-        try:
-            outputs = gateway.kill(sas, reason, self.loop.time(), cause=cause)
-        except TypeError:  # a Gateway without Acct-Terminate-Cause support
-            outputs = gateway.kill(sas, reason, self.loop.time())
-        self.daemon.process(outputs)
+        self.daemon.process(self.daemon.gateway.kill(sas, reason, self.loop.time(), cause=cause))
 
     # -- the clock --------------------------------------------------------------------------
 

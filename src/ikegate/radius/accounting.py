@@ -251,13 +251,6 @@ class Accounting:
             return Usage()
         return Usage(counters.bytes_in, counters.bytes_out, counters.packets_in, counters.packets_out)
 
-    def usage(self, unique_id: int) -> Usage | None:
-        """What the IKE SA's CHILD SAs carried so far (None if it has no session)."""
-        session = self.sessions.get(unique_id)
-        if session is None:
-            return None
-        return self._usage(session)
-
     def _usage(self, session: _Session) -> Usage:
         total = Usage()
         total.add(session.gone)

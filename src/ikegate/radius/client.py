@@ -131,10 +131,11 @@ class RadiusServer:
     base: float | None = None
 
     def endpoint(self, kind: str) -> Endpoint:
-        return Endpoint(_normal_host(self.address), self.acct_port if kind == "acct" else self.auth_port)
+        return Endpoint(normal_host(self.address), self.acct_port if kind == "acct" else self.auth_port)
 
 
-def _normal_host(host: str) -> str:
+def normal_host(host: str) -> str:
+    """An address in its canonical text (IPv6 scope dropped); a name unchanged."""
     try:
         return str(ipaddress.ip_address(host.split("%", 1)[0]))
     except ValueError:
@@ -293,7 +294,7 @@ class RadiusClient:
         request in flight and verifies, otherwise nothing (logged and dropped)."""
         if len(data) < 20:
             return self._drop(f"RADIUS datagram of {len(data)} octets from {src}, ignored")
-        key = (Endpoint(_normal_host(src.host), src.port), data[1])
+        key = (Endpoint(normal_host(src.host), src.port), data[1])
         request = self._in_flight.get(key)
         if request is None:
             return self._drop(f"RADIUS message id {data[1]} from {src} answers no request in flight "
@@ -390,7 +391,7 @@ class RadiusClient:
 
 
 def _server_key(server: RadiusServer) -> tuple:
-    return (server.name, _normal_host(server.address), server.auth_port, server.acct_port)
+    return (server.name, normal_host(server.address), server.auth_port, server.acct_port)
 
 
 def _code(code: int) -> str:

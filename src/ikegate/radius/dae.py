@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from ikegate import log as logmod
 from ikegate.ike.events import Endpoint
+from ikegate.radius.client import normal_host
 from ikegate.radius.packet import Attr, Code, ErrorCause, Packet, RadiusError, encode_response, verify_request
 
 __all__ = ["DaeResult", "DaeServer", "DaeSession"]
@@ -70,7 +71,7 @@ class DaeServer:
         if not secret:
             raise ValueError("DAE needs a shared secret")
         self.secret = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
-        self.clients = frozenset(_normal(c) for c in clients)
+        self.clients = frozenset(normal_host(c) for c in clients)
         self.nas_identifiers = frozenset(nas_identifiers)
         self._answers: OrderedDict[tuple, bytes] = OrderedDict()
         self.stats = {"disconnect": 0, "coa": 0, "dropped": 0, "retransmits": 0}
@@ -78,7 +79,7 @@ class DaeServer:
     def handle(self, data: bytes, src: Endpoint, sessions) -> DaeResult:
         """One datagram from ``src``; ``sessions`` are the :class:`DaeSession` of the
         established IKE SAs."""
-        host = _normal(src.host)
+        host = normal_host(src.host)
         if self.clients and host not in self.clients:
             return self._drop(f"RADIUS DAE request from {src}, not an allowed client, ignored")
         if len(data) >= 20:
@@ -133,7 +134,7 @@ class DaeServer:
                 continue
             if session_ids and session.session_id not in session_ids:
                 continue
-            if ips and not ips.intersection(_normal(ip) for ip in session.framed_ips):
+            if ips and not ips.intersection(normal_host(ip) for ip in session.framed_ips):
                 continue
             matches.append(session.unique_id)
         what = ", ".join(filter(None, [" ".join(users), " ".join(session_ids), " ".join(sorted(ips))]))
@@ -151,8 +152,3 @@ class DaeServer:
         return DaeResult()
 
 
-def _normal(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host.split("%", 1)[0]))
-    except ValueError:
-        return host

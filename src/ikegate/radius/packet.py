@@ -345,10 +345,6 @@ class Packet:
             raise RadiusError(f"vendor attribute {vendor}/{vendor_type}: value of {len(data)} octets")
         self.add(Attr.VENDOR_SPECIFIC, struct.pack("!IBB", vendor, vendor_type, len(data) + 2) + data)
 
-    def remove(self, attr_type: int) -> None:
-        """Drop every attribute of this type."""
-        self.attributes = [(t, v) for t, v in self.attributes if t != attr_type]
-
 
 def _sub_attributes(data: bytes) -> list[tuple[int, bytes]] | None:
     """Vendor sub-attributes (type, length, value)*; None if they do not fill ``data``."""
