@@ -152,7 +152,6 @@ class IkeSa:
         # leased from a local pool), the IKE_AUTH request waiting for RADIUS's answer and
         # the number of our last RADIUS request (older answers are stale)
         self.radius_attrs = None  # ikegate.eap.radius_relay.RadiusAttributes
-        self.radius_vips: set[str] = set()
         self.deferred: Exchange | None = None
         self.radius_request_no = 0
         self.radius_context: tuple | None = None  # the context of our request in flight
@@ -644,7 +643,6 @@ class IkeSa:
         without, the caller deletes it (we rekeyed)."""
         self.inherit_identity(new)
         new.vips = self.vips
-        new.radius_vips = self.radius_vips
         new.state = ESTABLISHED
         new.created = new.established_at = new.last_in = self.now
         new.delete_at = None
@@ -652,7 +650,7 @@ class IkeSa:
         for child in new.children.values():
             child.info.ike_unique_id = new.unique_id
             self.gw.register_child(new, child)
-        self.children, self.vips, self.radius_vips = {}, [], set()
+        self.children, self.vips = {}, []
         self.state = REKEYED
         if grace is not None:
             self.delete_at = self.now + grace
@@ -828,8 +826,9 @@ class IkeSa:
             self.state = DELETING
         for child in list(self.children.values()):
             self.remove_child(child, reason)
+        framed = self.radius_attrs.framed_ips if self.radius_attrs is not None else ()
         for address in self.vips:
-            if address not in self.radius_vips:  # RADIUS's addresses are not ours to release
+            if address not in framed:  # RADIUS's addresses are not ours to release
                 self.rt.pools.release(address, self.lease_identity)
         if self.vips:
             self.log.info("lease %s of '%s' went offline", ", ".join(self.vips), self.lease_identity)

@@ -63,8 +63,8 @@ class IkeConfig(Task):
         sa = self.sa
         if not sa.auth_done:
             return False
-        pools = tuple(getattr(sa.conn.remote, "sourceip", ()) or ())
-        if pools and not self.requested:  # no CP, or a CP asking for no address (ike_config.c)
+        conn_pools = tuple(getattr(sa.conn.remote, "sourceip", ()) or ())
+        if conn_pools and not self.requested:  # no CP, or a CP asking for no address (ike_config.c)
             sa.log.info("expected a virtual IP request, sending FAILED_CP_REQUIRED")
             ex.add_notify(NotifyType.FAILED_CP_REQUIRED)
             sa.vip_failed = True
@@ -75,12 +75,11 @@ class IkeConfig(Task):
         identity = sa.lease_identity
         radius = sa.radius_attrs
         framed = {ipaddress.ip_address(a).version: a for a in reversed(radius.framed_ips)} if radius else {}
-        pools = self._local_pools(pools)
+        pools = self._local_pools(conn_pools)
         for family, requested in sorted(self.requested.items()):
             if family in framed:
                 address = framed[family]
                 sa.log.info("assigning virtual IP %s from RADIUS to peer '%s'", address, identity)
-                sa.radius_vips.add(address)
             elif not pools:
                 continue
             else:
@@ -95,7 +94,7 @@ class IkeConfig(Task):
                 attributes.append(CpAttribute(CfgAttr.INTERNAL_IP4_ADDRESS, packed))
             else:
                 attributes.append(CpAttribute(CfgAttr.INTERNAL_IP6_ADDRESS, packed + bytes((IPV6_PREFIX_LEN,))))
-        if self.requested and not sa.vips and self._conn_pools():
+        if self.requested and not sa.vips and conn_pools:
             sa.log.info("no virtual IP found, sending INTERNAL_ADDRESS_FAILURE")
             ex.add_notify(NotifyType.INTERNAL_ADDRESS_FAILURE)
             sa.vip_failed = True
@@ -109,10 +108,6 @@ class IkeConfig(Task):
         if attributes:
             ex.add(CpPayload(cfg_type=CfgType.CFG_REPLY, attributes=attributes))
         return True
-
-
-    def _conn_pools(self) -> tuple:
-        return tuple(getattr(self.sa.conn.remote, "sourceip", ()) or ())
 
     def _local_pools(self, pools: tuple) -> tuple:
         """The local pools to lease from: a RADIUS Framed-Pool naming one of ours instead
