@@ -201,7 +201,7 @@ class StrongswanConf:
                 continue
             if kind == "str":
                 choices = CHOICES.get(key)
-                if choices is not None and value not in choices:
+                if choices is not None and value.strip().lower() not in choices:  # as the daemon reads it
                     diagnostics.warning(path, 0, 0, f"{key} = {value}: not one of {', '.join(choices)}, "
                                         f"the default {default} is used", "strongswan.conf")
             elif parsers[kind](value) is None:

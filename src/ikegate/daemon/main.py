@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from ikegate import log as logmod
+from ikegate.config.strongswan_conf import CHOICES
 from ikegate.control.server import ControlServer
 from ikegate.daemon.builder import build_radius, build_runtime
 from ikegate.daemon.sockets import IkeSocket, open_ike_sockets
@@ -35,9 +36,9 @@ from ikegate.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
 
 log = logmod.get_logger("dmn")
 DEFAULT_RUN_DIR = "/run/ikegate"
-DATAPLANES = ("auto", "kernel", "userspace", "none")
 INSTALL_WAIT_MAX = 1.0  # seconds an IKE answer waits for the data plane to install its CHILD SA
 DATAPLANE_SETTING = "ikegate.dataplane"  # strongswan.conf: auto | kernel | userspace | none
+DATAPLANES = CHOICES[DATAPLANE_SETTING]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
