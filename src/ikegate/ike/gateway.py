@@ -38,7 +38,7 @@ from collections import Counter
 from ikegate.eap.radius_relay import RelayOptions
 from ikegate.ike.events import Endpoint, Send
 from ikegate.ike.sa import CONNECTING, DEAD, ESTABLISHED, IkeSa
-from ikegate.ike.throttle import AuthThrottle, LogBucket, limit_sa_log
+from ikegate.ike.throttle import AuthThrottle, LogBucket
 from ikegate.log import get_logger
 from ikegate.radius.client import RadiusSend, RadiusTimeout
 from ikegate.radius.packet import TerminateCause
@@ -384,7 +384,6 @@ class Gateway:
             return
         spi_r = self._new_spi()
         sa = IkeSa(self, msg.spi_i, spi_r, dst, src, conns, now)
-        limit_sa_log(sa)  # whoever knows its SPIs must not flood the log through it
         self.sas[spi_r] = sa
         self.init_index[(msg.spi_i, src.host)] = sa
         self.half_open.add(sa)
@@ -399,7 +398,6 @@ class Gateway:
     def new_rekeyed_sa(self, old: IkeSa, *, spi_i: bytes) -> IkeSa:
         """A fresh IKE SA (our new SPI) to take over from ``old`` after the peer's IKE rekey."""
         new = IkeSa(self, spi_i, self._new_spi(), old.local, old.remote, old.candidate_conns, old.now)
-        limit_sa_log(new)
         self.sas[new.spi_r] = new
         self._count_ip(new, old.counted_ip)
         return new
@@ -409,7 +407,6 @@ class Gateway:
         and the peer's SPIr; we are its original initiator."""
         new = IkeSa(self, spi_i, spi_r, old.local, old.remote, old.candidate_conns, old.now,
                     original_initiator=True)
-        limit_sa_log(new)
         self.reserved_spis.discard(spi_i)
         self.sas[spi_i] = new
         self._count_ip(new, old.counted_ip)

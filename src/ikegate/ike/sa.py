@@ -40,6 +40,7 @@ from ikegate.ike.tasks.ike_init import IkeInit, IkeInitNotifies
 from ikegate.ike.tasks.ike_mobike import IkeMobike
 from ikegate.ike.tasks.ike_natd import IkeNatd
 from ikegate.ike.tasks.ike_vendor import IkeVendor
+from ikegate.ike.throttle import LimitedSaLogger
 from ikegate.log import RAW, SaLogger, get_logger
 from ikegate.radius.packet import TerminateCause
 from ikegate.wire.codec import (
@@ -209,7 +210,8 @@ class IkeSa:
         self.expire_at: float | None = None
         self.ike_rekey = None
         self.child_rekeys: set = set()  # our CHILD rekeys in flight (tasks/child_rekey_initiator.py)
-        self.log = SaLogger(get_logger("ike"), self)
+        # a per-format token bucket: whoever knows its SPIs must not flood the log through it
+        self.log = LimitedSaLogger(get_logger("ike"), self)
         self.log_cfg = SaLogger(get_logger("cfg"), self)
 
     # -- naming --------------------------------------------------------------------------

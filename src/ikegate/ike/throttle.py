@@ -250,9 +250,3 @@ class LimitedSaLogger(SaLogger):
             msg = f"{msg} ({hidden} more such lines not logged)"
         kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1  # the caller's line, not ours
         super().log(level, msg, *args, **kwargs)
-
-
-def limit_sa_log(sa) -> None:
-    """Give ``sa`` a :class:`LimitedSaLogger` in place of its plain one."""
-    if not isinstance(sa.log, LimitedSaLogger):
-        sa.log = LimitedSaLogger(sa.log.logger, sa)
