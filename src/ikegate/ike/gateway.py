@@ -255,10 +255,12 @@ class Gateway:
                                   NotifyType.INVALID_MAJOR_VERSION, b"", src, dst)
             self._drop(f"IKE version {header.major_version} from {src}")
             return self._flush()
+        vetted = None  # what _challenge already found out about a new IKE_SA_INIT
         if (header.exchange == ExchangeType.IKE_SA_INIT and not header.response and header.spi_r == ZERO_SPI
-                and (header.spi_i, src.host) not in self.init_index and self._cookie_required(src)
-                and self._challenge(data, header, src, dst, now)):
-            return self._flush()
+                and (header.spi_i, src.host) not in self.init_index and self._cookie_required(src)):
+            vetted = self._challenge(data, header, src, dst, now)
+            if vetted == _ANSWERED:
+                return self._flush()
         try:
             msg = decode_message(data)
         except DecodeError as exc:
@@ -272,7 +274,7 @@ class Gateway:
             if sa is not None:
                 sa.receive(data, msg, src, dst, now)
             else:
-                self._new_sa(data, msg, src, dst, now)
+                self._new_sa(data, msg, src, dst, now, admitted=vetted is not None, cookie_ok=vetted == _COOKIE_OK)
             return self._flush()
         # the I flag marks the original initiator's messages: then our SPI is SPIr
         ours, theirs = (msg.spi_r, msg.spi_i) if msg.initiator else (msg.spi_i, msg.spi_r)
@@ -363,11 +365,14 @@ class Gateway:
             return False
         return True
 
-    def _new_sa(self, data: bytes, msg: Message, src: Endpoint, dst: Endpoint, now: float) -> None:
+    def _new_sa(self, data: bytes, msg: Message, src: Endpoint, dst: Endpoint, now: float, *,
+                admitted: bool = False, cookie_ok: bool = False) -> None:
+        """A new IKE SA for an IKE_SA_INIT request, behind the limits and the COOKIE check
+        (``admitted``/``cookie_ok``: :meth:`_challenge` passed them already)."""
         settings = self.rt.settings
-        if not self._admitted(msg.message_id, src, now):
+        if not admitted and not self._admitted(msg.message_id, src, now):
             return
-        if self._cookie_required(src):
+        if not cookie_ok and self._cookie_required(src):
             nonce = msg.get(PayloadType.NONCE)
             if nonce is None:
                 self._drop(f"IKE_SA_INIT without nonce from {src}")
@@ -499,21 +504,23 @@ class Gateway:
         cookie = self._make_cookie(spi_i, nonce, src.host, self._cookie_version)
         self._reply_plain(spi_i, ZERO_SPI, ExchangeType.IKE_SA_INIT, 0, NotifyType.COOKIE, cookie, src, dst)
 
-    def _challenge(self, data: bytes, header, src: Endpoint, dst: Endpoint, now: float) -> bool:
+    def _challenge(self, data: bytes, header, src: Endpoint, dst: Endpoint, now: float) -> str:
         """A new IKE_SA_INIT request while COOKIEs are required (a flood, likely): dropped
         or answered with a COOKIE from the header, the first payload and the Nonce alone,
-        without decoding the rest (a flood costs a hash, not a decode).  False when the
-        full path must decide: a valid COOKIE, or payloads that do not even chain up."""
+        without decoding the rest (a flood costs a hash, not a decode): :data:`_ANSWERED`.
+        Else the full path goes on with what was found: :data:`_COOKIE_OK` (admitted, a
+        valid COOKIE) or :data:`_ADMITTED` (payloads that do not even chain up: the full
+        path decides)."""
         if not self._admitted(header.message_id, src, now):
-            return True
+            return _ANSWERED
         peeked = _peek_sa_init(data)
         if peeked is None:
-            return False
+            return _ADMITTED
         cookie, nonce = peeked
         if self._cookie_valid(cookie, header.spi_i, nonce, src.host):
-            return False
+            return _COOKIE_OK
         self._send_cookie(header.spi_i, nonce, src, dst)
-        return True
+        return _ANSWERED
 
     def _rotate_cookie_secret(self, now: float) -> None:
         if now - self._cookie_rotated < COOKIE_SECRET_LIFETIME:
@@ -631,6 +638,10 @@ class Gateway:
             else:
                 sa.destroy("gateway shutting down")
         return self._flush()
+
+
+# what Gateway._challenge found out about a new IKE_SA_INIT
+_ANSWERED, _ADMITTED, _COOKIE_OK = "answered", "admitted", "cookie ok"
 
 
 def _peek_sa_init(data: bytes) -> tuple[bytes | None, bytes] | None:
