@@ -148,6 +148,13 @@ def is_tagged(kernel_reqid_value: int) -> bool:
     return kernel_reqid_value & REQID_MASK == REQID_TAG
 
 
+def _replay_state(sa: Message | None):
+    """The replay state of a GETSA answer (ESN or plain), None without one."""
+    if sa is None:
+        return None
+    return xm.find(sa.attrs, ReplayEsn) or xm.find(sa.attrs, ReplayState)
+
+
 def _remote_prefixes(info: ChildSaInfo) -> list[str]:
     """The prefixes of the SA's remote selectors (the client's virtual IPs), to route."""
     return [n for ts in info.remote_ts for n in selector_networks(ts.version, ts.start, ts.end)]
@@ -454,9 +461,10 @@ class KernelDataPlane:
             self._install(info)
             return
         old = installed.info
-        replay_in = self._replay_state(self._sa_id(old, inbound=True))
-        replay_out = self._replay_state(self._sa_id(old, inbound=False))
-        before = self._read(old)
+        current_in = self._get_sa(self._sa_id(old, inbound=True))
+        current_out = self._get_sa(self._sa_id(old, inbound=False))
+        replay_in, replay_out = _replay_state(current_in), _replay_state(current_out)
+        before = self._read(old, current_in, current_out)
         sa_in, sa_out = self._sa_messages(info, replay_in, replay_out)
         self._delete_sa(self._sa_id(old, inbound=True))
         self._delete_sa(self._sa_id(old, inbound=False))
@@ -571,15 +579,11 @@ class KernelDataPlane:
             return None
         return reply if reply.type == xm.XFRM_MSG_NEWSA else None
 
-    def _replay_state(self, sa_id: UserSaId):
-        reply = self._get_sa(sa_id)
-        if reply is None:
-            return None
-        return xm.find(reply.attrs, ReplayEsn) or xm.find(reply.attrs, ReplayState)
-
-    def _read(self, info: ChildSaInfo) -> SaCounters | None:
-        sa_in = self._get_sa(self._sa_id(info, inbound=True))
-        sa_out = self._get_sa(self._sa_id(info, inbound=False))
+    def _read(self, info: ChildSaInfo, sa_in: Message | None = None,
+              sa_out: Message | None = None) -> SaCounters | None:
+        """The counters of the SA pair (``sa_in``/``sa_out``: GETSA answers already at hand)."""
+        sa_in = sa_in or self._get_sa(self._sa_id(info, inbound=True))
+        sa_out = sa_out or self._get_sa(self._sa_id(info, inbound=False))
         if sa_in is None and sa_out is None:
             return None
         counters = SaCounters()
